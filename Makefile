@@ -1,0 +1,39 @@
+# Two commands do all the set-up on a fresh machine: `make quickstart` and `make test`.
+# Both create .venv when missing, install torch 2.13.0 (the CPU build on local disk) when no
+# torch is present, then the project with its test and builtin-model extras.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Real data for tests and the quickstart lives beside the checkout (../shared/data).
+export XSTILTS_DATA ?= $(abspath ../shared/data)
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: venv quickstart test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[test,builtin]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+quickstart: venv
+	$(BIN)/xstilts quickstart
+
+test: venv
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/pytest -q
+
+lint: venv
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+bench: venv
+	$(BIN)/python benchmarks/bench_encode.py
+	$(BIN)/python benchmarks/bench_bucc.py
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,418 @@
+"""The ``xstilts`` command line: thin wrappers that parse options, call the library, print.
+
+User errors (:class:`xstilts.errors.XstiltsError`) print one ``error:`` line and exit with
+code 2; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from xstilts.errors import UsageError, XstiltsError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Intermediate-task training and zero-shot cross-lingual retrieval evaluation.",
+)
+data_app = typer.Typer(no_args_is_help=True, help="Datasets: where they are, fetching them.")
+models_app = typer.Typer(no_args_is_help=True, help="Models: the builtin offline encoders.")
+app.add_typer(data_app, name="data")
+app.add_typer(models_app, name="models")
+
+out = Console()
+err = Console(stderr=True)
+_state = {"debug": False}
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+) -> None:
+    _state["debug"] = debug
+    logging.basicConfig(
+        level=logging.WARNING, format="warning: %(message)s", stream=sys.stderr, force=True
+    )
+
+
+class RichProgress:
+    """Adapter from the library's progress hook to a rich progress bar on stderr."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.task_id: Any = None
+
+    def start(self, total: int, description: str) -> None:
+        if self.task_id is not None:
+            self.progress.remove_task(self.task_id)
+        self.task_id = self.progress.add_task(description, total=total)
+
+    def advance(self, n: int) -> None:
+        self.progress.advance(self.task_id, n)
+
+
+def make_progress() -> Progress:
+    """A progress bar showing sentences done/total, throughput-driven ETA."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("sentences"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    )
+
+
+def parse_layers(spec: str, num_hidden_states: int) -> list[int] | None:
+    """``all`` -> None (every hidden state), ``last``, or a comma list of indices."""
+    spec = spec.strip().lower()
+    if spec == "all":
+        return None
+    out: list[int] = []
+    for item in spec.split(","):
+        item = item.strip()
+        if item == "last":
+            out.append(num_hidden_states - 1)
+            continue
+        try:
+            out.append(int(item))
+        except ValueError:
+            raise UsageError(
+                f"--layer {spec!r}: expected 'all', 'last' or hidden-state indices like 8 or 8,12"
+            ) from None
+    return list(dict.fromkeys(out))
+
+
+def _fmt(v: float | None, pct: bool = True) -> str:
+    if v is None:
+        return "-"
+    return f"{100 * v:.1f}" if pct else f"{v:.4f}"
+
+
+def print_tatoeba(results: dict[str, Any]) -> None:
+    """Per-layer table (when several layers) and per-language table at the chosen layer."""
+    import pandas as pd
+
+    df = pd.DataFrame(results["metrics"])
+    acc = df[df.metric == "accuracy"].pivot_table(
+        index=["layer", "lang"], columns="direction", values="value"
+    )
+    layers = sorted(df.layer.unique())
+    per_layer = acc.groupby(level="layer").mean()
+    layer = layers[0]
+    if len(layers) > 1:
+        best = int(per_layer["mean"].idxmax())
+        table = Table(title="Tatoeba accuracy (%) by layer, mean over languages")
+        for col in ("layer", "en->x", "x->en", "mean"):
+            table.add_column(col, justify="right")
+        for lay, row in per_layer.iterrows():
+            mark = " *" if lay == best else ""
+            table.add_row(f"{lay}{mark}", _fmt(row["en->x"]), _fmt(row["x->en"]), _fmt(row["mean"]))
+        out.print(table)
+        out.print(f"* best layer by mean accuracy: {best} (chosen on this test data)")
+        layer = best
+    table = Table(title=f"Tatoeba accuracy (%) at layer {layer}")
+    for col in ("lang", "n", "en->x", "x->en", "mean"):
+        table.add_column(col, justify="right")
+    sub = acc.loc[layer]
+    for lang in results["languages"]:
+        row = sub.loc[lang]
+        n = results["sizes"][lang]["x"]
+        table.add_row(lang, str(n), _fmt(row["en->x"]), _fmt(row["x->en"]), _fmt(row["mean"]))
+    m = sub.mean()
+    table.add_row("mean", "", _fmt(m["en->x"]), _fmt(m["x->en"]), _fmt(m["mean"]), style="bold")
+    out.print(table)
+
+
+def print_bucc(results: dict[str, Any]) -> None:
+    """One row per language, split and layer: P, R, F1 and the threshold used."""
+    import pandas as pd
+
+    df = pd.DataFrame(results["metrics"])
+    wide = df.pivot_table(index=["lang", "split", "layer"], columns="metric", values="value")
+    table = Table(title="BUCC 2018 (threshold tuned on the gold split, applied to test)")
+    for col in ("lang", "split", "layer", "P", "R", "F1", "threshold", "pairs"):
+        table.add_column(col, justify="right")
+    for (lang, split, layer), row in wide.iterrows():
+        table.add_row(
+            lang,
+            split,
+            str(layer),
+            _fmt(row.get("precision")),
+            _fmt(row.get("recall")),
+            _fmt(row.get("f1")),
+            _fmt(row.get("threshold"), pct=False),
+            str(int(row.get("n_predicted", 0))),
+        )
+    out.print(table)
+
+
+@app.command()
+def evaluate(
+    model: Annotated[str, typer.Option("--model", "-m", help="Hub id, local dir or builtin:NAME.")],
+    task: Annotated[str, typer.Option("--task", "-t", help="tatoeba or bucc2018.")],
+    langs: Annotated[
+        str | None,
+        typer.Option(help="Language set (xtreme, xtreme-r, all) or comma list (de,fr or deu)."),
+    ] = None,
+    layer: Annotated[
+        str, typer.Option(help="Hidden-state index(es) (0 = embeddings), 'last' or 'all'.")
+    ] = "all",
+    pooling: Annotated[str, typer.Option(help="mean, mean-nospecial or cls.")] = "mean",
+    prefix: Annotated[str, typer.Option(help="Text prefix, e.g. 'query: ' for E5.")] = "",
+    batch_size: Annotated[int, typer.Option(help="Sentences per forward pass.")] = 32,
+    max_length: Annotated[int, typer.Option(help="Maximum tokens per sentence.")] = 512,
+    dtype: Annotated[str, typer.Option(help="auto, fp32, bf16 or fp16.")] = "auto",
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 (default: auto).")] = None,
+    search: Annotated[str, typer.Option(help="k-NN backend: auto, faiss or numpy.")] = "auto",
+    k: Annotated[int, typer.Option(help="BUCC: neighbours for the margin.")] = 4,
+    margin: Annotated[str, typer.Option(help="BUCC: ratio, distance or absolute.")] = "ratio",
+    tune_split: Annotated[
+        str | None, typer.Option(help="BUCC: split to tune the threshold on (default: dev/sample).")
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Data root (default: $XSTILTS_DATA).")
+    ] = None,
+    out_path: Annotated[
+        Path | None, typer.Option("--out", help="Write the results JSON here.")
+    ] = None,
+    save_embeddings: Annotated[
+        Path | None, typer.Option(help="Write one .npy per language, side and layer here.")
+    ] = None,
+    save_predictions: Annotated[
+        Path | None, typer.Option(help="BUCC: write mined test pairs above the threshold here.")
+    ] = None,
+    trust_remote_code: Annotated[
+        bool, typer.Option(help="Allow model repositories to run their own Python code.")
+    ] = False,
+) -> None:
+    """Evaluate an encoder zero-shot on a retrieval task, for one, several or all layers."""
+    from xstilts.data.registry import get_task
+    from xstilts.encode import Encoder
+    from xstilts.evaluate import EvalConfig
+    from xstilts.evaluate import evaluate as run_eval
+    from xstilts.io import write_json_atomic
+    from xstilts.models import load_model
+    from xstilts.paths import resolve_data_dir
+    from xstilts.search import MARGINS
+
+    spec = get_task(task)
+    lang_list = spec.parse_langs(langs or spec.default_langs)
+    if margin not in MARGINS:
+        raise UsageError(f"--margin {margin!r}: choose one of {', '.join(MARGINS)}")
+    if search not in ("auto", "faiss", "numpy"):
+        raise UsageError(f"--search {search!r}: choose auto, faiss or numpy")
+    if k < 1:
+        raise UsageError("--k must be >= 1")
+    root = resolve_data_dir(data_dir)
+    if not root.is_dir():
+        raise XstiltsError(
+            f"data directory {root} does not exist; fetch data with `xstilts data fetch "
+            f"{spec.name}` or point --data-dir / XSTILTS_DATA at it"
+        )
+    t0 = time.perf_counter()
+    with err.status(f"loading {model} ..."):
+        loaded = load_model(model, trust_remote_code=trust_remote_code)
+        encoder = Encoder(
+            loaded.model, loaded.tokenizer, device=device, dtype=dtype, max_length=max_length
+        )
+    load_s = time.perf_counter() - t0
+    cfg = EvalConfig(
+        task=spec.name,
+        langs=lang_list,
+        layers=parse_layers(layer, encoder.num_hidden_states),
+        pooling=pooling,
+        prefix=prefix,
+        batch_size=batch_size,
+        max_length=max_length,
+        search_backend=search,  # type: ignore[arg-type]
+        k=k,
+        margin=margin,
+        tune_split=tune_split,
+        save_embeddings=save_embeddings,
+        save_predictions=save_predictions,
+    )
+    with make_progress() as progress:
+        results = run_eval(
+            encoder,
+            cfg,
+            root,
+            model_info=loaded.describe(),
+            progress=RichProgress(progress),
+            load_s=load_s,
+        )
+    (print_tatoeba if spec.name == "tatoeba" else print_bucc)(results)
+    t = results["timings"]
+    err.print(
+        f"model load {t['load_s']:.1f}s, encode {t['encode_s']:.1f}s, "
+        f"search {t['search_s']:.1f}s, total {t['total_s']:.1f}s"
+    )
+    if out_path:
+        write_json_atomic(out_path, results)
+        err.print(f"results written to {out_path}")
+
+
+@data_app.command("list")
+def data_list(
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Data root (default: $XSTILTS_DATA).")
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="One row per language.")] = False,
+) -> None:
+    """Show retrieval tasks, their languages, sizes, and where the files are expected."""
+    from xstilts.data.registry import TASKS
+    from xstilts.paths import resolve_data_dir
+
+    root = resolve_data_dir(data_dir)
+    out.print(f"data directory: {root}" + ("" if root.is_dir() else " (missing)"))
+    summary = Table(title="Retrieval tasks")
+    for col in ("task", "languages", "present", "lines", "metric", "expected files"):
+        summary.add_column(col)
+    detail = Table(title="Per language")
+    for col in ("task", "lang", "file", "lines"):
+        detail.add_column(col)
+    for task in TASKS.values():
+        present = lines = 0
+        for lang in task.languages:
+            files = task.files(root, lang)
+            ok = bool(files) and all(p.is_file() for p in files)
+            present += ok
+            for p in files:
+                n = _count_lines(p) if p.is_file() else None
+                lines += n or 0
+                if verbose:
+                    detail.add_row(task.name, lang, str(p), "missing" if n is None else str(n))
+        example = task.files(root, task.languages[0])[0]
+        summary.add_row(
+            task.name,
+            str(len(task.languages)),
+            f"{present}/{len(task.languages)}",
+            str(lines),
+            task.metric,
+            str(example.parent / "…"),
+        )
+    out.print(summary)
+    if verbose:
+        out.print(detail)
+
+
+def _count_lines(path: Path) -> int:
+    with path.open("rb") as f:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+
+
+@data_app.command("fetch")
+def data_fetch(
+    task: Annotated[str, typer.Argument(help="tatoeba or bucc2018.")],
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Data root (default: $XSTILTS_DATA).")
+    ] = None,
+    langs: Annotated[str | None, typer.Option(help="Only these languages (comma list).")] = None,
+    base_url: Annotated[str | None, typer.Option(help="Mirror to download from instead.")] = None,
+    allow_unverified: Annotated[
+        bool, typer.Option(help="Accept files without a recorded checksum (prints their SHA-256).")
+    ] = False,
+) -> None:
+    """Download a dataset from its public source, verifying checksums."""
+    from xstilts.data.fetch import fetch
+    from xstilts.paths import resolve_data_dir
+
+    root = resolve_data_dir(data_dir)
+    lang_list = [s.strip() for s in langs.split(",")] if langs else None
+    counts: dict[str, int] = {}
+
+    def report(d: Any, status: str) -> None:
+        key = status.split(" ")[0]
+        counts[key] = counts.get(key, 0) + 1
+        if key == "unverified":
+            err.print(f"{d.url}: {status}")
+
+    with err.status(f"fetching {task} into {root} ..."):
+        paths = fetch(
+            task,
+            root,
+            base_url=base_url,
+            langs=lang_list,
+            allow_unverified=allow_unverified,
+            on_file=report,
+        )
+    summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+    out.print(f"{task}: {len(paths)} files in {root} ({summary})")
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Builtin models (offline, converted on first use) with size, layers, languages, licence."""
+    from xstilts.models.builtin import BUILTIN_MODELS
+
+    table = Table(title="Builtin models (use as --model builtin:NAME)")
+    for col in ("name", "layers", "hidden", "size (MB)", "languages", "licence", "description"):
+        table.add_column(col)
+    for info in BUILTIN_MODELS.values():
+        table.add_row(
+            info.name,
+            str(info.num_layers),
+            str(info.hidden_size),
+            f"{info.size_mb:g}",
+            info.languages,
+            info.licence,
+            info.description,
+        )
+    out.print(table)
+    out.print("Any Hugging Face encoder works too: --model xlm-roberta-large or --model ./my-model")
+
+
+@app.command()
+def quickstart(
+    out_dir: Annotated[Path, typer.Option("--out", help="Where results go.")] = Path(
+        "quickstart-out"
+    ),
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Data root (default: $XSTILTS_DATA).")
+    ] = None,
+) -> None:
+    """The first result: builtin multilingual-e5-small on Tatoeba, 10 languages, 8 scripts."""
+    evaluate(
+        model="builtin:multilingual-e5-small",
+        task="tatoeba",
+        langs="de,fr,ru,ar,hi,zh,ja,th,ka,sw",
+        layer="8,12",
+        prefix="query: ",
+        data_dir=data_dir,
+        out_path=out_dir / "tatoeba.json",
+    )
+
+
+def main() -> None:
+    """Console entry point: run the app, turning user errors into one line and exit code 2."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        app()
+    except XstiltsError as exc:
+        if _state["debug"]:
+            raise
+        err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err.print("interrupted", markup=False)
+        sys.exit(130)

@@ -1,0 +1,1 @@
+"""Task registry and loaders for retrieval tasks (and, later, intermediate tasks)."""

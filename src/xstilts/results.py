@@ -1,0 +1,108 @@
+"""The results file: one JSON document per evaluation, with a schema version.
+
+``pandas.DataFrame(results["metrics"])`` is the whole result: a tidy list of rows
+``{task, lang, layer, direction, metric, value, protocol, split}`` where ``lang`` is the ISO
+639-1 code where one exists (else the LASER code), ``layer`` the hidden-state index (0 = the
+embedding output), and ``direction`` one of ``"en->x"``, ``"x->en"``, ``"mean"`` or None.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import platform
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from xstilts import __version__
+from xstilts.errors import DataError
+
+SCHEMA_VERSION = 1
+_PACKAGES = ("torch", "transformers", "tokenizers", "numpy", "faiss-cpu", "accelerate")
+
+
+def metric_row(
+    task: str,
+    lang: str,
+    layer: int,
+    metric: str,
+    value: float,
+    *,
+    direction: str | None = None,
+    protocol: str = "xtreme",
+    split: str = "test",
+) -> dict[str, Any]:
+    """One tidy metric row."""
+    return {
+        "task": task,
+        "lang": lang,
+        "layer": int(layer),
+        "direction": direction,
+        "metric": metric,
+        "value": float(value),
+        "protocol": protocol,
+        "split": split,
+    }
+
+
+def environment() -> dict[str, Any]:
+    """Python, platform and package versions, so a number can be reproduced."""
+    versions: dict[str, str | None] = {}
+    for pkg in _PACKAGES:
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = None
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "packages": versions,
+    }
+
+
+def build_results(
+    *,
+    task: str,
+    model: dict[str, Any],
+    languages: list[str],
+    settings: dict[str, Any],
+    sizes: dict[str, Any],
+    timings: dict[str, float],
+    metrics: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """Assemble a results document (see the module docstring for the metrics schema)."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "xstilts_version": __version__,
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "task": task,
+        "model": model,
+        "languages": languages,
+        "settings": settings,
+        "sizes": sizes,
+        "timings": {k: round(v, 3) for k, v in timings.items()},
+        "environment": environment(),
+        "metrics": metrics,
+    }
+
+
+def load_results(path: str | Path) -> dict[str, Any]:
+    """Read a results file, checking it is one (and of a schema this version understands)."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: not a JSON results file ({exc})") from None
+    if not isinstance(doc, dict) or "metrics" not in doc or "schema_version" not in doc:
+        raise DataError(f"{path}: not an xstilts results file (no schema_version/metrics)")
+    if doc["schema_version"] > SCHEMA_VERSION:
+        raise DataError(
+            f"{path}: schema_version {doc['schema_version']} is newer than this xstilts "
+            f"understands ({SCHEMA_VERSION}); upgrade xstilts"
+        )
+    return doc
