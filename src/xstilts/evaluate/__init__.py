@@ -1,0 +1,72 @@
+"""Zero-shot retrieval protocols: (task, encoder) -> a results document with tidy metric rows.
+
+One module per task (:mod:`.tatoeba`, :mod:`.bucc`, ...), each exposing an evaluator with the
+signature ``(ctx: EvalContext) -> (rows, sizes)``; :data:`EVALUATORS` maps task names to them.
+Every evaluator encodes through :meth:`EvalContext.encode`, the single place where batching
+settings, progress and timing apply. See ``docs/protocols.md`` for the exact protocols.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from xstilts.data.registry import get_task
+from xstilts.encode import Encoder
+from xstilts.evaluate.bucc import evaluate_bucc
+from xstilts.evaluate.common import EvalConfig, EvalContext, ProgressHook
+from xstilts.evaluate.tatoeba import evaluate_tatoeba, tatoeba_metrics
+from xstilts.results import build_results
+
+__all__ = ["EVALUATORS", "EvalConfig", "EvalContext", "ProgressHook", "evaluate", "tatoeba_metrics"]
+
+Evaluator = Callable[[EvalContext], tuple[list[dict[str, Any]], dict[str, Any]]]
+EVALUATORS: dict[str, Evaluator] = {"tatoeba": evaluate_tatoeba, "bucc2018": evaluate_bucc}
+
+
+def evaluate(
+    encoder: Encoder,
+    cfg: EvalConfig,
+    data_dir: Path,
+    *,
+    model_info: dict[str, Any],
+    progress: ProgressHook | None = None,
+    load_s: float = 0.0,
+) -> dict[str, Any]:
+    """Run one task on one encoder and return a results document (see :mod:`xstilts.results`)."""
+    task = get_task(cfg.task)
+    ctx = EvalContext(encoder, cfg, data_dir, encoder.layer_indices(cfg.layers), progress)
+    t0 = time.perf_counter()
+    rows, sizes = EVALUATORS[task.name](ctx)
+    total = time.perf_counter() - t0 + load_s
+    settings = {
+        k: (str(v) if isinstance(v, Path) else v)
+        for k, v in asdict(cfg).items()
+        if k not in ("task", "langs", "extra")
+    }
+    settings.update(
+        layers=ctx.layers,
+        dtype=encoder.dtype,
+        device=str(encoder.device),
+        max_length=encoder.max_length,
+        data_dir=str(data_dir),
+        **cfg.extra,
+    )
+    return build_results(
+        task=task.name,
+        model=model_info,
+        languages=list(cfg.langs),
+        settings=settings,
+        sizes=sizes,
+        timings={
+            "load_s": load_s,
+            "data_s": ctx.timer.data_s,
+            "encode_s": ctx.timer.encode_s,
+            "search_s": ctx.timer.search_s,
+            "total_s": total,
+        },
+        metrics=rows,
+    )

@@ -1,0 +1,157 @@
+"""BUCC 2018: margin-based bitext mining with a threshold tuned on gold, applied to test.
+
+Sentences are deduplicated per side (margin neighbourhoods must not be split across identical
+sentences), embedded, L2-normalised and mined with a k-NN margin (ratio by default, k=4) in both
+directions, kept one-to-one best-first. The decision threshold maximises F1 on the split that
+has gold (the shared task's *sample*, XTREME's ``dev``) and is then applied unchanged to the
+test split. XTREME's released code never applied it and jiant tuned it on the scored set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from xstilts.data.bucc import BuccSplit, load_bucc_split, tuning_and_test_splits
+from xstilts.evaluate.common import EvalContext
+from xstilts.io import write_text_atomic
+from xstilts.metrics import ThresholdResult, apply_threshold, optimize_threshold
+from xstilts.results import metric_row
+from xstilts.search import mine, normalize
+
+
+def unique_texts(texts: Sequence[str]) -> tuple[list[str], list[list[int]]]:
+    """Distinct texts in first-seen order and, for each, the positions it occurs at."""
+    index: dict[str, int] = {}
+    groups: list[list[int]] = []
+    for i, t in enumerate(texts):
+        j = index.setdefault(t, len(index))
+        if j == len(groups):
+            groups.append([])
+        groups[j].append(i)
+    return list(index), groups
+
+
+@dataclass
+class BuccCandidates:
+    """Mined id pairs of one split and layer, best first, with their margin scores."""
+
+    x_ids: list[str]
+    en_ids: list[str]
+    scores: np.ndarray
+
+    def correct(self, gold: set[tuple[str, str]]) -> np.ndarray:
+        """Whether each candidate pair is in ``gold``."""
+        pairs = zip(self.x_ids, self.en_ids, strict=True)
+        return np.fromiter((p in gold for p in pairs), dtype=bool, count=len(self.x_ids))
+
+    def above(self, threshold: float) -> list[tuple[str, str]]:
+        """The pairs a threshold keeps (``score >= threshold``)."""
+        keep = self.scores >= threshold
+        return [(a, b) for a, b, k in zip(self.x_ids, self.en_ids, keep, strict=True) if k]
+
+
+def bucc_candidates(
+    split: BuccSplit,
+    x: np.ndarray,
+    en: np.ndarray,
+    x_groups: list[list[int]],
+    en_groups: list[list[int]],
+    ctx: EvalContext,
+) -> BuccCandidates:
+    """Mine unique-sentence embeddings and expand the pairs back to every id they stand for."""
+    cfg = ctx.cfg
+    mined = mine(
+        normalize(x), normalize(en), k=cfg.k, margin=cfg.margin, backend=cfg.search_backend
+    )
+    xs: list[str] = []
+    es: list[str] = []
+    scores: list[float] = []
+    for ui, uj, score in zip(
+        mined.src.tolist(), mined.tgt.tolist(), mined.score.tolist(), strict=True
+    ):
+        for a in x_groups[ui]:
+            for b in en_groups[uj]:
+                xs.append(split.x_ids[a])
+                es.append(split.en_ids[b])
+                scores.append(score)
+    return BuccCandidates(xs, es, np.asarray(scores, dtype=np.float64))
+
+
+def _rows(lang: str, layer: int, split: str, res: ThresholdResult, scored: bool) -> list[dict]:
+    names = (
+        ("precision", "recall", "f1", "threshold", "n_predicted")
+        if scored
+        else ("threshold", "n_predicted")
+    )
+    return [metric_row("bucc2018", lang, layer, n, getattr(res, n), split=split) for n in names]
+
+
+def evaluate_bucc(ctx: EvalContext) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """BUCC 2018 for every language: tune the threshold on the gold split, apply it to test."""
+    cfg = ctx.cfg
+    with ctx.timing("data"):
+        plan: list[tuple[str, list[BuccSplit]]] = []
+        for lang in cfg.langs:
+            tune_name, test_name = tuning_and_test_splits(ctx.data_dir, lang, cfg.tune_split)
+            splits = [load_bucc_split(ctx.data_dir, lang, tune_name)]
+            if test_name:
+                splits.append(load_bucc_split(ctx.data_dir, lang, test_name))
+            plan.append((lang, splits))
+    ctx.start_progress(
+        sum(len(set(s.x)) + len(set(s.en)) for _, splits in plan for s in splits), "encoding BUCC"
+    )
+    rows: list[dict[str, Any]] = []
+    sizes: dict[str, Any] = {}
+    for lang, splits in plan:
+        sizes[lang] = {}
+        thresholds: dict[int, float] = {}
+        for split in splits:
+            is_tuning = split is splits[0]
+            ux, x_groups = unique_texts(split.x)
+            uen, en_groups = unique_texts(split.en)
+            x, en = ctx.encode([ux, uen])
+            if cfg.save_embeddings:  # expand back to one row per input line
+                ctx.save_embeddings(
+                    f"bucc2018.{lang}.{split.split}.{lang}", x[:, _inverse(x_groups)]
+                )
+                ctx.save_embeddings(f"bucc2018.{lang}.{split.split}.en", en[:, _inverse(en_groups)])
+            sizes[lang][split.split] = {
+                "x": len(split.x),
+                "en": len(split.en),
+                "x_unique": len(ux),
+                "en_unique": len(uen),
+                "gold": len(split.gold) if split.gold is not None else None,
+            }
+            gold = set(split.gold or ())
+            with ctx.timing("search"):
+                for j, layer in enumerate(ctx.layers):
+                    cand = bucc_candidates(split, x[j], en[j], x_groups, en_groups, ctx)
+                    correct = cand.correct(gold)
+                    if is_tuning:
+                        res = optimize_threshold(cand.scores, correct, len(gold))
+                        thresholds[layer] = res.threshold
+                    else:
+                        res = apply_threshold(
+                            cand.scores, correct, max(len(gold), 1), thresholds[layer]
+                        )
+                        if cfg.save_predictions:
+                            pairs = cand.above(thresholds[layer])
+                            write_text_atomic(
+                                cfg.save_predictions
+                                / f"{lang}-en.{split.split}.layer{layer:02d}.pred",
+                                "".join(f"{a}\t{b}\n" for a, b in pairs),
+                            )
+                    rows.extend(_rows(lang, layer, split.split, res, bool(gold)))
+    return rows, sizes
+
+
+def _inverse(groups: list[list[int]]) -> np.ndarray:
+    """For each original position, the index of its unique text."""
+    inv = np.empty(sum(map(len, groups)), dtype=np.int64)
+    for u, positions in enumerate(groups):
+        inv[positions] = u
+    return inv
