@@ -36,10 +36,12 @@ app = typer.Typer(
 data_app = typer.Typer(no_args_is_help=True, help="Datasets: where they are, fetching them.")
 models_app = typer.Typer(no_args_is_help=True, help="Models: the builtin offline encoders.")
 app.add_typer(data_app, name="data")
+cache_app = typer.Typer(no_args_is_help=True, help="The on-disk embedding cache.")
 app.add_typer(models_app, name="models")
+app.add_typer(cache_app, name="cache")
 
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 _state = {"debug": False}
 
 
@@ -167,20 +169,117 @@ def print_bucc(results: dict[str, Any]) -> None:
     out.print(table)
 
 
+def print_per_language(
+    results: dict[str, Any], title: str, metrics: tuple[str, ...], n_key: str
+) -> None:
+    """Per-layer means (when several layers), then one row per language at the chosen layer.
+
+    The first metric chooses the layer, as for Tatoeba (on the test data itself: say so).
+    """
+    import pandas as pd
+
+    df = pd.DataFrame(results["metrics"])
+    wide = df[df.metric.isin(metrics)].pivot_table(
+        index=["layer", "lang"], columns="metric", values="value"
+    )
+    layers = sorted(df.layer.unique())
+    layer = layers[0]
+    if len(layers) > 1:
+        per_layer = wide.groupby(level="layer").mean()
+        best = int(per_layer[metrics[0]].idxmax())
+        table = Table(title=f"{title}: % by layer, mean over languages")
+        for col in ("layer", *metrics):
+            table.add_column(col, justify="right")
+        for lay, row in per_layer.iterrows():
+            mark = " *" if lay == best else ""
+            table.add_row(f"{lay}{mark}", *(_fmt(row[m]) for m in metrics))
+        out.print(table)
+        out.print(f"* best layer by mean {metrics[0]}: {best} (chosen on this test data)")
+        layer = best
+    table = Table(title=f"{title}: % at layer {layer}")
+    for col in ("lang", "n", *metrics):
+        table.add_column(col, justify="right")
+    sub = wide.loc[layer]
+    for lang in results["languages"]:
+        n = results["sizes"].get(lang, {}).get(n_key, "")
+        table.add_row(lang, str(n), *(_fmt(sub.loc[lang, m]) for m in metrics))
+    table.add_row("mean", "", *(_fmt(sub[m].mean()) for m in metrics), style="bold")
+    out.print(table)
+
+
+def print_bucc_mteb(results: dict[str, Any]) -> None:
+    """BUCC under MTEB's protocol: both dataset variants per language, split and layer."""
+    import pandas as pd
+
+    df = pd.DataFrame(results["metrics"])
+    wide = df.pivot_table(
+        index=["lang", "split", "protocol", "layer"], columns="metric", values="value"
+    )
+    table = Table(title="BUCC 2018, MTEB protocol (x->en cosine top-1)")
+    for col in ("lang", "split", "MTEB task", "layer", "accuracy", "F1"):
+        table.add_column(col, justify="right")
+    names = {"mteb": "BUCC.v2", "mteb-v1": "BUCC"}
+    for (lang, split, protocol, layer), row in wide.iterrows():
+        table.add_row(
+            lang, split, names[protocol], str(layer), _fmt(row["accuracy"]), _fmt(row["f1"])
+        )
+    out.print(table)
+
+
+def print_results(results: dict[str, Any]) -> None:
+    """The console table(s) that fit the task and protocol of a results document."""
+    task = results["task"]
+    mteb = results["settings"].get("protocol") == "mteb"
+    if task == "tatoeba" and mteb:
+        print_per_language(results, "Tatoeba, MTEB protocol (x->en)", ("f1", "accuracy"), "x")
+    elif task == "tatoeba":
+        print_tatoeba(results)
+    elif task == "bucc2018":
+        (print_bucc_mteb if mteb else print_bucc)(results)
+    elif task == "lareqa":
+        print_per_language(
+            results, "LAReQA (XQuAD-R), 11-language pool", ("map@20", "map"), "questions"
+        )
+    else:
+        split = results["metrics"][0]["split"] if results["metrics"] else "?"
+        print_per_language(results, f"Mewsli-X ({split} mentions)", ("map@20",), "mentions")
+
+
 @app.command()
 def evaluate(
     model: Annotated[str, typer.Option("--model", "-m", help="Hub id, local dir or builtin:NAME.")],
-    task: Annotated[str, typer.Option("--task", "-t", help="tatoeba or bucc2018.")],
+    task: Annotated[
+        str, typer.Option("--task", "-t", help="tatoeba, bucc2018, lareqa or mewsli-x.")
+    ],
     langs: Annotated[
         str | None,
         typer.Option(help="Language set (xtreme, xtreme-r, all) or comma list (de,fr or deu)."),
     ] = None,
+    protocol: Annotated[
+        str,
+        typer.Option(help="xtreme, or mteb (Tatoeba/BUCC as MTEB scores them: x->en, F1)."),
+    ] = "xtreme",
     layer: Annotated[
         str, typer.Option(help="Hidden-state index(es) (0 = embeddings), 'last' or 'all'.")
     ] = "all",
     pooling: Annotated[str, typer.Option(help="mean, mean-nospecial or cls.")] = "mean",
     prefix: Annotated[str, typer.Option(help="Text prefix, e.g. 'query: ' for E5.")] = "",
-    batch_size: Annotated[int, typer.Option(help="Sentences per forward pass.")] = 32,
+    query_prefix: Annotated[
+        str | None, typer.Option(help="Prefix of the searching side (default: --prefix).")
+    ] = None,
+    doc_prefix: Annotated[
+        str | None,
+        typer.Option(help="Prefix of the searched side, e.g. 'passage: ' (default: --prefix)."),
+    ] = None,
+    batch_size: Annotated[
+        int, typer.Option(help="Sentences per forward pass (the cap with a token budget).")
+    ] = 32,
+    max_tokens_per_batch: Annotated[
+        int | None, typer.Option(help="Bound batches by padded tokens instead (e.g. 8192).")
+    ] = None,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Do not read or write the embedding cache.")
+    ] = False,
     max_length: Annotated[int, typer.Option(help="Maximum tokens per sentence.")] = 512,
     dtype: Annotated[str, typer.Option(help="auto, fp32, bf16 or fp16.")] = "auto",
     device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 (default: auto).")] = None,
@@ -208,16 +307,21 @@ def evaluate(
 ) -> None:
     """Evaluate an encoder zero-shot on a retrieval task, for one, several or all layers."""
     from xstilts.data.registry import get_task
-    from xstilts.encode import Encoder
+    from xstilts.encode import LazyEncoder, configure_threads
     from xstilts.evaluate import EvalConfig
     from xstilts.evaluate import evaluate as run_eval
     from xstilts.io import write_json_atomic
-    from xstilts.models import load_model
+    from xstilts.models import resolve_model
     from xstilts.paths import resolve_data_dir
     from xstilts.search import MARGINS
 
     spec = get_task(task)
     lang_list = spec.parse_langs(langs or spec.default_langs)
+    if protocol not in spec.protocols:
+        raise UsageError(
+            f"--protocol {protocol!r} does not apply to {spec.name} "
+            f"(choose {' or '.join(spec.protocols)})"
+        )
     if margin not in MARGINS:
         raise UsageError(f"--margin {margin!r}: choose one of {', '.join(MARGINS)}")
     if search not in ("auto", "faiss", "numpy"):
@@ -230,12 +334,11 @@ def evaluate(
             f"data directory {root} does not exist; fetch data with `xstilts data fetch "
             f"{spec.name}` or point --data-dir / XSTILTS_DATA at it"
         )
+    configure_threads()
     t0 = time.perf_counter()
-    with err.status(f"loading {model} ..."):
-        loaded = load_model(model, trust_remote_code=trust_remote_code)
-        encoder = Encoder(
-            loaded.model, loaded.tokenizer, device=device, dtype=dtype, max_length=max_length
-        )
+    with err.status(f"resolving {model} ..."):
+        ref = resolve_model(model, trust_remote_code=trust_remote_code)
+        encoder = LazyEncoder(ref, device=device, dtype=dtype, max_length=max_length)
     load_s = time.perf_counter() - t0
     cfg = EvalConfig(
         task=spec.name,
@@ -243,8 +346,13 @@ def evaluate(
         layers=parse_layers(layer, encoder.num_hidden_states),
         pooling=pooling,
         prefix=prefix,
+        query_prefix=query_prefix,
+        doc_prefix=doc_prefix,
+        protocol=protocol,
         batch_size=batch_size,
+        max_tokens_per_batch=max_tokens_per_batch,
         max_length=max_length,
+        use_cache=not no_cache,
         search_backend=search,  # type: ignore[arg-type]
         k=k,
         margin=margin,
@@ -257,19 +365,40 @@ def evaluate(
             encoder,
             cfg,
             root,
-            model_info=loaded.describe(),
+            model_info=ref.describe(),
             progress=RichProgress(progress),
             load_s=load_s,
         )
-    (print_tatoeba if spec.name == "tatoeba" else print_bucc)(results)
+    print_results(results)
     t = results["timings"]
+    enc = results["encoding"]
+    cached = f", {enc['sentences_from_cache']} from cache" if enc["sentences_from_cache"] else ""
     err.print(
-        f"model load {t['load_s']:.1f}s, encode {t['encode_s']:.1f}s, "
+        f"{enc['sentences_encoded']} sentences encoded{cached} ({encoder.dtype}, "
+        f"padding {100 * enc['padding_ratio']:.0f}%); encode {t['encode_s']:.1f}s, "
         f"search {t['search_s']:.1f}s, total {t['total_s']:.1f}s"
     )
     if out_path:
         write_json_atomic(out_path, results)
         err.print(f"results written to {out_path}")
+
+
+@app.command("export-mteb")
+def export_mteb(
+    results_json: Annotated[Path, typer.Argument(help="A results file from `xstilts evaluate`.")],
+    out_dir: Annotated[Path, typer.Argument(help="Directory for the <Task>.json files.")],
+    layer: Annotated[
+        int | None, typer.Option(help="Hidden-state index to export (needed if several).")
+    ] = None,
+) -> None:
+    """Write MTEB-style result files (Tatoeba.json, BUCC.v2.json, BUCC.json) from --protocol
+    mteb rows."""
+    from xstilts.export import write_mteb_results
+    from xstilts.results import load_results
+
+    paths = write_mteb_results(load_results(results_json), out_dir, layer=layer)
+    for path in paths:
+        out.print(f"wrote {path}")
 
 
 @data_app.command("list")
@@ -358,6 +487,26 @@ def data_fetch(
         )
     summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
     out.print(f"{task}: {len(paths)} files in {root} ({summary})")
+
+
+@cache_app.command("info")
+def cache_info() -> None:
+    """Where the embedding cache is and how much it holds."""
+    from xstilts.cache import EmbeddingCache
+
+    info = EmbeddingCache().info()
+    out.print(
+        f"{info.path}: {info.entries} entries, {info.files} files, {info.bytes / 2**20:.1f} MiB"
+    )
+
+
+@cache_app.command("clear")
+def cache_clear() -> None:
+    """Delete every cached embedding."""
+    from xstilts.cache import EmbeddingCache
+
+    info = EmbeddingCache().clear()
+    out.print(f"removed {info.entries} entries ({info.bytes / 2**20:.1f} MiB) from {info.path}")
 
 
 @models_app.command("list")

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -34,15 +36,59 @@ _TORCH_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 log = logging.getLogger(__name__)
 
 
+def cpu_supports_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AMX-BF16 or AVX512-BF16), read from the OS.
+
+    Without those instructions torch emulates bf16 and autocast is several times SLOWER than
+    fp32, so ``auto`` must detect rather than guess.
+    """
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool({"amx_bf16", "avx512_bf16"} & flags)
+    except OSError:
+        pass
+    return False
+
+
 def resolve_dtype(requested: str, device: torch.device) -> str:
-    """Concrete compute dtype: ``auto`` is bf16/fp16 on CUDA and fp32 on CPU."""
+    """Concrete compute dtype for ``requested`` on ``device``.
+
+    ``auto``: bf16 on CUDA devices that support it (else fp16), bf16 on CPUs with native bf16
+    instructions, fp32 otherwise.
+    """
     if requested not in DTYPES:
         raise UsageError(f"unknown dtype {requested!r}; choose one of {', '.join(DTYPES)}")
     if requested != "auto":
         return requested
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if device.type == "cpu" and cpu_supports_bf16():
+        return "bf16"
     return "fp32"
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (affinity-aware, unlike ``os.cpu_count``)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def configure_threads() -> int:
+    """Give torch the available cores, split between the processes of one launch.
+
+    Under ``accelerate launch``/``torchrun`` every process would otherwise start one thread
+    per core and N processes would oversubscribe the machine N times.
+    """
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
+    n = max(1, available_cpus() // max(local, 1))
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    return n
 
 
 def default_device() -> torch.device:
@@ -67,11 +113,39 @@ class EncodeStats:
         return 1.0 - self.n_tokens / self.n_padded if self.n_padded else 0.0
 
 
-def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> Iterator[np.ndarray]:
-    """Indices of texts, longest first, in batches of ``batch_size`` (stable for equal lengths)."""
+def length_sorted_batches(
+    lengths: Sequence[int], batch_size: int, max_tokens: int | None = None
+) -> Iterator[np.ndarray]:
+    """Indices of texts, longest first (stable for equal lengths), in batches.
+
+    Without ``max_tokens`` a batch holds ``batch_size`` texts. With it, a batch holds as many
+    texts as fit ``max_tokens`` padded tokens (its longest text x its size), at most
+    ``batch_size``, and always at least one: short sentences then travel in large batches
+    (better matrix-product efficiency) and long ones in small batches (bounded memory).
+    """
     order = np.argsort(-np.asarray(lengths), kind="stable")
-    for start in range(0, len(order), batch_size):
-        yield order[start : start + batch_size]
+    if max_tokens is None:
+        for start in range(0, len(order), batch_size):
+            yield order[start : start + batch_size]
+        return
+    start = 0
+    while start < len(order):
+        width = max(int(lengths[order[start]]), 1)  # the longest text of this batch
+        size = max(1, min(batch_size, max_tokens // width))
+        yield order[start : start + size]
+        start += size
+
+
+def check_layers(layers: Sequence[int] | None, num_hidden_states: int) -> list[int]:
+    """Validate hidden-state indices against a model (None = all of them)."""
+    if layers is None:
+        return list(range(num_hidden_states))
+    bad = [i for i in layers if not 0 <= i < num_hidden_states]
+    if bad:
+        raise UsageError(
+            f"layer {bad[0]} out of range: this model has hidden states 0..{num_hidden_states - 1}"
+        )
+    return list(layers)
 
 
 def pool(
@@ -150,15 +224,7 @@ class Encoder:
 
     def layer_indices(self, layers: Sequence[int] | None) -> list[int]:
         """Validate hidden-state indices (None = all of them)."""
-        if layers is None:
-            return list(range(self.num_hidden_states))
-        bad = [i for i in layers if not 0 <= i < self.num_hidden_states]
-        if bad:
-            raise UsageError(
-                f"layer {bad[0]} out of range: this model has hidden states "
-                f"0..{self.num_hidden_states - 1}"
-            )
-        return list(layers)
+        return check_layers(layers, self.num_hidden_states)
 
     @torch.inference_mode()
     def encode(
@@ -169,19 +235,22 @@ class Encoder:
         pooling: str = "mean",
         prefix: str = "",
         batch_size: int = 32,
+        max_tokens_per_batch: int | None = None,
         progress=None,
     ) -> tuple[np.ndarray, EncodeStats]:
         """Embed ``texts``; returns ``(array of shape (len(layers), n, hidden), stats)``.
 
         ``progress`` is an optional callable receiving the number of texts just finished
-        (e.g. a rich progress advance), so the caller owns the display.
+        (e.g. a rich progress advance), so the caller owns the display. With
+        ``max_tokens_per_batch``, batches are bounded by padded tokens and ``batch_size`` is
+        only the upper bound on sentences per batch.
         """
-        import time
-
         if pooling not in POOLINGS:
             raise UsageError(f"unknown pooling {pooling!r}; choose one of {', '.join(POOLINGS)}")
         if batch_size < 1:
             raise UsageError("batch size must be >= 1")
+        if max_tokens_per_batch is not None and max_tokens_per_batch < 1:
+            raise UsageError("max tokens per batch must be >= 1")
         layer_idx = self.layer_indices(layers)
         start = time.perf_counter()
         ids, n_trunc = self.tokenize(texts, prefix)
@@ -189,7 +258,7 @@ class Encoder:
         hidden_size = int(self.model.config.hidden_size)
         out = np.empty((len(layer_idx), len(texts), hidden_size), dtype=np.float32)
         n_batches = n_padded = 0
-        for batch in length_sorted_batches(lengths, batch_size):
+        for batch in length_sorted_batches(lengths, batch_size, max_tokens_per_batch):
             input_ids, attention = self._batch_tensors([ids[i] for i in batch])
             with self._autocast():
                 outputs = self.model(
@@ -211,3 +280,79 @@ class Encoder:
             len(texts), n_batches, sum(lengths), n_padded, n_trunc, time.perf_counter() - start
         )
         return out, stats
+
+
+class LazyEncoder:
+    """An :class:`Encoder` whose model is loaded on the first :meth:`encode` call.
+
+    Everything a results file or a cache key needs (hidden-state count, dtype, device, weights
+    hash) is known from the resolved model reference without building the network, so an
+    evaluation served entirely from the embedding cache never pays for loading the model.
+    """
+
+    def __init__(
+        self,
+        ref,  # xstilts.models.ModelRef
+        *,
+        device: torch.device | str | None = None,
+        dtype: str = "auto",
+        max_length: int = 512,
+    ) -> None:
+        self.ref = ref
+        self.device = torch.device(device) if device is not None else default_device()
+        self.dtype = resolve_dtype(dtype, self.device)
+        self.requested_max_length = max_length
+        self.num_hidden_states = ref.num_hidden_states
+        self._encoder: Encoder | None = None
+        self.load_seconds = 0.0
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the model has been loaded (False while everything came from a cache)."""
+        return self._encoder is not None
+
+    @property
+    def encoder(self) -> Encoder:
+        """The real encoder, loading the model now if needed."""
+        if self._encoder is None:
+            t0 = time.perf_counter()
+            loaded = self.ref.load()
+            self._encoder = Encoder(
+                loaded.model,
+                loaded.tokenizer,
+                device=self.device,
+                dtype=self.dtype,
+                max_length=self.requested_max_length,
+            )
+            self.load_seconds = time.perf_counter() - t0
+        return self._encoder
+
+    @property
+    def max_length(self) -> int:
+        """Effective maximum length (the model's limit when it is lower than requested)."""
+        if self._encoder is not None:
+            return self._encoder.max_length
+        limit = _tokenizer_max_length(self.ref.local_dir)
+        return min(self.requested_max_length, limit) if limit else self.requested_max_length
+
+    def layer_indices(self, layers: Sequence[int] | None) -> list[int]:
+        """Validate hidden-state indices (None = all of them)."""
+        return check_layers(layers, self.num_hidden_states)
+
+    def encode(self, texts: Sequence[str], **kwargs) -> tuple[np.ndarray, EncodeStats]:
+        """See :meth:`Encoder.encode`."""
+        return self.encoder.encode(texts, **kwargs)
+
+
+def _tokenizer_max_length(directory) -> int | None:
+    """``model_max_length`` from a tokenizer_config.json, when it states a real limit."""
+    import json
+
+    if directory is None:
+        return None
+    try:
+        cfg = json.loads((directory / "tokenizer_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    value = cfg.get("model_max_length")
+    return int(value) if isinstance(value, int | float) and value < 1_000_000 else None

@@ -72,6 +72,7 @@ def build_results(
     sizes: dict[str, Any],
     timings: dict[str, float],
     metrics: list[dict[str, Any]],
+    encoding: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Assemble a results document (see the module docstring for the metrics schema)."""
     return {
@@ -84,6 +85,7 @@ def build_results(
         "settings": settings,
         "sizes": sizes,
         "timings": {k: round(v, 3) for k, v in timings.items()},
+        "encoding": encoding or {},
         "environment": environment(),
         "metrics": metrics,
     }

@@ -14,21 +14,30 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from xstilts.cache import EmbeddingCache
 from xstilts.data.registry import get_task
-from xstilts.encode import Encoder
+from xstilts.encode import Encoder, LazyEncoder
+from xstilts.errors import UsageError
 from xstilts.evaluate.bucc import evaluate_bucc
 from xstilts.evaluate.common import EvalConfig, EvalContext, ProgressHook
+from xstilts.evaluate.lareqa import evaluate_lareqa
+from xstilts.evaluate.mewsli import evaluate_mewsli
 from xstilts.evaluate.tatoeba import evaluate_tatoeba, tatoeba_metrics
 from xstilts.results import build_results
 
 __all__ = ["EVALUATORS", "EvalConfig", "EvalContext", "ProgressHook", "evaluate", "tatoeba_metrics"]
 
 Evaluator = Callable[[EvalContext], tuple[list[dict[str, Any]], dict[str, Any]]]
-EVALUATORS: dict[str, Evaluator] = {"tatoeba": evaluate_tatoeba, "bucc2018": evaluate_bucc}
+EVALUATORS: dict[str, Evaluator] = {
+    "tatoeba": evaluate_tatoeba,
+    "bucc2018": evaluate_bucc,
+    "lareqa": evaluate_lareqa,
+    "mewsli-x": evaluate_mewsli,
+}
 
 
 def evaluate(
-    encoder: Encoder,
+    encoder: Encoder | LazyEncoder,
     cfg: EvalConfig,
     data_dir: Path,
     *,
@@ -38,10 +47,25 @@ def evaluate(
 ) -> dict[str, Any]:
     """Run one task on one encoder and return a results document (see :mod:`xstilts.results`)."""
     task = get_task(cfg.task)
-    ctx = EvalContext(encoder, cfg, data_dir, encoder.layer_indices(cfg.layers), progress)
+    if cfg.protocol not in task.protocols:
+        raise UsageError(
+            f"--protocol {cfg.protocol!r} does not apply to {task.name} "
+            f"(choose {' or '.join(task.protocols)})"
+        )
+    ref = getattr(encoder, "ref", None)
+    ctx = EvalContext(
+        encoder,
+        cfg,
+        data_dir,
+        encoder.layer_indices(cfg.layers),
+        progress,
+        cache=EmbeddingCache() if cfg.use_cache else None,
+        model_key=ref.content_key if ref is not None else None,
+    )
     t0 = time.perf_counter()
     rows, sizes = EVALUATORS[task.name](ctx)
     total = time.perf_counter() - t0 + load_s
+    lazy_load_s = getattr(encoder, "load_seconds", 0.0)  # a LazyEncoder loads inside encode
     settings = {
         k: (str(v) if isinstance(v, Path) else v)
         for k, v in asdict(cfg).items()
@@ -62,11 +86,12 @@ def evaluate(
         settings=settings,
         sizes=sizes,
         timings={
-            "load_s": load_s,
+            "load_s": load_s + lazy_load_s,
             "data_s": ctx.timer.data_s,
-            "encode_s": ctx.timer.encode_s,
+            "encode_s": ctx.timer.encode_s - lazy_load_s,
             "search_s": ctx.timer.search_s,
             "total_s": total,
         },
         metrics=rows,
+        encoding={**ctx.totals.report(), "model_loaded": getattr(encoder, "loaded", True)},
     )

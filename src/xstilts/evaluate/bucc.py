@@ -5,10 +5,18 @@ sentences), embedded, L2-normalised and mined with a k-NN margin (ratio by defau
 directions, kept one-to-one best-first. The decision threshold maximises F1 on the split that
 has gold (the shared task's *sample*, XTREME's ``dev``) and is then applied unchanged to the
 test split. XTREME's released code never applied it and jiant tuned it on the scored set.
+The non-English side is embedded with the query prefix, English with the document prefix
+(BUCC's source and target; the margin itself is symmetric).
+
+``--protocol mteb`` instead scores every split with gold the way MTEB does (no margin, no
+threshold): the non-English sentences of the gold pairs query by cosine top-1, against only the
+English sentences of the gold pairs (MTEB's ``BUCC.v2``, protocol ``mteb``) and against the
+whole English side (MTEB's older ``BUCC``, protocol ``mteb-v1``).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,10 +25,13 @@ import numpy as np
 
 from xstilts.data.bucc import BuccSplit, load_bucc_split, tuning_and_test_splits
 from xstilts.evaluate.common import EvalContext
+from xstilts.evaluate.mteb import bitext_scores, mteb_rows
 from xstilts.io import write_text_atomic
 from xstilts.metrics import ThresholdResult, apply_threshold, optimize_threshold
 from xstilts.results import metric_row
 from xstilts.search import mine, normalize
+
+log = logging.getLogger(__name__)
 
 
 def unique_texts(texts: Sequence[str]) -> tuple[list[str], list[list[int]]]:
@@ -90,17 +101,93 @@ def _rows(lang: str, layer: int, split: str, res: ThresholdResult, scored: bool)
     return [metric_row("bucc2018", lang, layer, n, getattr(res, n), split=split) for n in names]
 
 
-def evaluate_bucc(ctx: EvalContext) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """BUCC 2018 for every language: tune the threshold on the gold split, apply it to test."""
-    cfg = ctx.cfg
+def _load_plan(ctx: EvalContext) -> list[tuple[str, list[BuccSplit]]]:
+    """Every language's tuning split (has gold) and test split if present, all checked."""
+    plan: list[tuple[str, list[BuccSplit]]] = []
     with ctx.timing("data"):
-        plan: list[tuple[str, list[BuccSplit]]] = []
-        for lang in cfg.langs:
-            tune_name, test_name = tuning_and_test_splits(ctx.data_dir, lang, cfg.tune_split)
+        for lang in ctx.cfg.langs:
+            tune_name, test_name = tuning_and_test_splits(ctx.data_dir, lang, ctx.cfg.tune_split)
             splits = [load_bucc_split(ctx.data_dir, lang, tune_name)]
             if test_name:
                 splits.append(load_bucc_split(ctx.data_dir, lang, test_name))
             plan.append((lang, splits))
+    return plan
+
+
+def _split_sizes(split: BuccSplit, n_x_unique: int, n_en_unique: int) -> dict[str, Any]:
+    return {
+        "x": len(split.x),
+        "en": len(split.en),
+        "x_unique": n_x_unique,
+        "en_unique": n_en_unique,
+        "gold": len(split.gold) if split.gold is not None else None,
+    }
+
+
+def _gold_queries(split: BuccSplit) -> set[str]:
+    """The distinct non-English sentences of the gold pairs (what MTEB embeds as queries)."""
+    x_text = dict(zip(split.x_ids, split.x, strict=True))
+    return {x_text[a] for a, _ in split.gold or ()}
+
+
+def _mteb_split(ctx: EvalContext, split: BuccSplit) -> tuple[list[dict[str, Any]], dict]:
+    """MTEB scores of one split with gold, both dataset variants (see the module docstring)."""
+    assert split.gold is not None
+    x_pos = {sid: i for i, sid in enumerate(split.x_ids)}
+    en_pos = {sid: i for i, sid in enumerate(split.en_ids)}
+    queries = [split.x[x_pos[a]] for a, _ in split.gold]  # one query per gold pair, gold order
+    gold_en = np.array([en_pos[b] for _, b in split.gold], dtype=np.int64)
+    uq, q_groups = unique_texts(queries)
+    uen, en_groups = unique_texts(split.en)
+    (q,), (en,) = ctx.encode_roles([uq], [uen])
+    q_rows, en_rows = _inverse(q_groups), _inverse(en_groups)
+    rows: list[dict[str, Any]] = []
+    with ctx.timing("search"):
+        for j, layer in enumerate(ctx.layers):
+            qj, enj = q[j][q_rows], en[j][en_rows]
+            aligned = np.arange(len(gold_en))
+            for protocol, corpus, gold in (
+                ("mteb", enj[gold_en], aligned),  # BUCC.v2: gold pairs only, aligned
+                ("mteb-v1", enj, gold_en),  # BUCC: the whole English side
+            ):
+                scores = bitext_scores(qj, corpus, gold, ctx.cfg.search_backend)
+                rows += mteb_rows(
+                    "bucc2018", split.lang, layer, scores, protocol=protocol, split=split.split
+                )
+    return rows, {**_split_sizes(split, len(uq), len(uen)), "queries": len(queries)}
+
+
+def _evaluate_bucc_mteb(
+    ctx: EvalContext, plan: list[tuple[str, list[BuccSplit]]]
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """MTEB protocol on every loaded split that has gold (a split without gold is reported)."""
+    scored = [(lang, [s for s in splits if s.gold]) for lang, splits in plan]
+    for lang, splits in plan:
+        for s in splits:
+            if not s.gold:
+                log.warning(
+                    "BUCC %s-en %s split has no gold: not scored (MTEB protocol)", lang, s.split
+                )
+    ctx.start_progress(
+        sum(len(_gold_queries(s)) + len(set(s.en)) for _, splits in scored for s in splits),
+        "encoding BUCC (MTEB protocol)",
+    )
+    rows: list[dict[str, Any]] = []
+    sizes: dict[str, Any] = {}
+    for lang, splits in scored:
+        sizes[lang] = {}
+        for split in splits:
+            split_rows, sizes[lang][split.split] = _mteb_split(ctx, split)
+            rows += split_rows
+    return rows, sizes
+
+
+def evaluate_bucc(ctx: EvalContext) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """BUCC 2018 for every language: tune the threshold on the gold split, apply it to test."""
+    cfg = ctx.cfg
+    plan = _load_plan(ctx)
+    if cfg.protocol == "mteb":
+        return _evaluate_bucc_mteb(ctx, plan)
     ctx.start_progress(
         sum(len(set(s.x)) + len(set(s.en)) for _, splits in plan for s in splits), "encoding BUCC"
     )
@@ -113,19 +200,13 @@ def evaluate_bucc(ctx: EvalContext) -> tuple[list[dict[str, Any]], dict[str, Any
             is_tuning = split is splits[0]
             ux, x_groups = unique_texts(split.x)
             uen, en_groups = unique_texts(split.en)
-            x, en = ctx.encode([ux, uen])
+            (x,), (en,) = ctx.encode_roles([ux], [uen])
             if cfg.save_embeddings:  # expand back to one row per input line
                 ctx.save_embeddings(
                     f"bucc2018.{lang}.{split.split}.{lang}", x[:, _inverse(x_groups)]
                 )
                 ctx.save_embeddings(f"bucc2018.{lang}.{split.split}.en", en[:, _inverse(en_groups)])
-            sizes[lang][split.split] = {
-                "x": len(split.x),
-                "en": len(split.en),
-                "x_unique": len(ux),
-                "en_unique": len(uen),
-                "gold": len(split.gold) if split.gold is not None else None,
-            }
+            sizes[lang][split.split] = _split_sizes(split, len(ux), len(uen))
             gold = set(split.gold or ())
             with ctx.timing("search"):
                 for j, layer in enumerate(ctx.layers):

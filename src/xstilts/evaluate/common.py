@@ -11,7 +11,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from xstilts.encode import Encoder
+from xstilts.cache import EmbeddingCache
+from xstilts.encode import Encoder, EncodeStats, LazyEncoder
 from xstilts.io import atomic_path
 from xstilts.search import Backend
 
@@ -33,8 +34,15 @@ class EvalConfig:
     layers: list[int] | None = None  # None: every hidden state
     pooling: str = "mean"
     prefix: str = ""
+    # Dual encoders (E5: "query: " / "passage: ") embed the searching and the searched side
+    # differently; None falls back to ``prefix``. Which side is which: docs/protocols.md.
+    query_prefix: str | None = None
+    doc_prefix: str | None = None
+    protocol: str = "xtreme"  # "xtreme" or "mteb" (Tatoeba and BUCC only)
     batch_size: int = 32
+    max_tokens_per_batch: int | None = None
     max_length: int = 512
+    use_cache: bool = True
     search_backend: Backend = "auto"
     k: int = 4
     margin: str = "ratio"
@@ -42,6 +50,12 @@ class EvalConfig:
     save_embeddings: Path | None = None
     save_predictions: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def role_prefixes(self) -> tuple[str, str]:
+        """The (query, document) prefixes, each falling back to ``prefix``."""
+        q = self.prefix if self.query_prefix is None else self.query_prefix
+        d = self.prefix if self.doc_prefix is None else self.doc_prefix
+        return q, d
 
 
 @dataclass
@@ -54,43 +68,117 @@ class Timer:
 
 
 @dataclass
+class EncodingTotals:
+    """Encoding work summed over one evaluation (reported in the results file)."""
+
+    sentences: int = 0
+    cached_sentences: int = 0
+    tokens: int = 0
+    padded_tokens: int = 0
+    truncated: int = 0
+    seconds: float = 0.0
+
+    def add(self, stats: EncodeStats) -> None:
+        """Count one encoder call."""
+        self.sentences += stats.n_texts
+        self.tokens += stats.n_tokens
+        self.padded_tokens += stats.n_padded
+        self.truncated += stats.n_truncated
+        self.seconds += stats.seconds
+
+    def report(self) -> dict[str, Any]:
+        """JSON-ready summary: throughput, padding ratio, cache hits."""
+        return {
+            "sentences_encoded": self.sentences,
+            "sentences_from_cache": self.cached_sentences,
+            "tokens": self.tokens,
+            "padding_ratio": round(1 - self.tokens / self.padded_tokens, 4)
+            if self.padded_tokens
+            else 0.0,
+            "truncated": self.truncated,
+            "sentences_per_s": round(self.sentences / self.seconds, 1) if self.seconds else None,
+        }
+
+
+@dataclass
 class EvalContext:
     """One evaluation in progress: the encoder, settings, resolved layers, timers, progress."""
 
-    encoder: Encoder
+    encoder: Encoder | LazyEncoder
     cfg: EvalConfig
     data_dir: Path
     layers: list[int]
     progress: ProgressHook | None = None
+    cache: EmbeddingCache | None = None
+    model_key: str | None = None  # content hash of weights + tokenizer; None disables caching
     timer: Timer = field(default_factory=Timer)
+    totals: EncodingTotals = field(default_factory=EncodingTotals)
 
     def start_progress(self, total: int, description: str) -> None:
         """Announce how many texts will be encoded in total."""
         if self.progress is not None:
             self.progress.start(total, description)
 
+    def _advance(self, n: int) -> None:
+        if self.progress is not None:
+            self.progress.advance(n)
+
     def encode(self, sides: Sequence[Sequence[str]], prefix: str | None = None) -> list[np.ndarray]:
         """Encode several text lists in one call (fuller batches); one array per list.
 
         Each array has shape ``(len(self.layers), len(side), hidden)``. ``prefix`` defaults to
         the configured one (tasks with asymmetric query/document prefixes pass their own).
+        Served from the embedding cache when the same model already encoded the same texts
+        with the same settings.
         """
         texts = [t for side in sides for t in side]
+        prefix = self.cfg.prefix if prefix is None else prefix
         t0 = time.perf_counter()
-        emb, _ = self.encoder.encode(
-            texts,
-            layers=self.layers,
-            pooling=self.cfg.pooling,
-            prefix=self.cfg.prefix if prefix is None else prefix,
-            batch_size=self.cfg.batch_size,
-            progress=self.progress.advance if self.progress is not None else None,
-        )
+        key = None
+        emb = None
+        if self.cache is not None and self.model_key is not None and texts:
+            settings = {
+                "pooling": self.cfg.pooling,
+                "prefix": prefix,
+                "max_length": self.encoder.max_length,
+                "dtype": self.encoder.dtype,
+                "device": self.encoder.device.type,
+            }
+            key = self.cache.key(self.model_key, texts, settings)
+            emb = self.cache.get(key, self.layers)
+            if emb is not None:
+                self.totals.cached_sentences += len(texts)
+                self._advance(len(texts))
+        if emb is None:
+            emb, stats = self.encoder.encode(
+                texts,
+                layers=self.layers,
+                pooling=self.cfg.pooling,
+                prefix=prefix,
+                batch_size=self.cfg.batch_size,
+                max_tokens_per_batch=self.cfg.max_tokens_per_batch,
+                progress=self._advance,
+            )
+            self.totals.add(stats)
+            if key is not None and self.cache is not None:
+                self.cache.put(key, self.layers, emb, {"n_texts": len(texts)})
         self.timer.encode_s += time.perf_counter() - t0
         out, start = [], 0
         for side in sides:
             out.append(emb[:, start : start + len(side)])
             start += len(side)
         return out
+
+    def encode_roles(
+        self, queries: Sequence[Sequence[str]], docs: Sequence[Sequence[str]]
+    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Encode query-side lists with the query prefix and document-side lists with the
+        document prefix; one call (fuller batches) when the two prefixes are equal."""
+        qp, dp = self.cfg.role_prefixes()
+        if qp == dp:
+            out = self.encode([*queries, *docs], prefix=qp)
+            return out[: len(queries)], out[len(queries) :]
+        return self.encode(queries, prefix=qp), self.encode(docs, prefix=dp)
 
     @contextlib.contextmanager
     def timing(self, stage: str) -> Iterator[None]:

@@ -3,11 +3,17 @@
 Every source ends up as a regular ``transformers`` model directory loaded with ``AutoModel`` /
 ``AutoTokenizer``; builtin models are converted once into the cache (see
 :mod:`xstilts.models.builtin`). Remote code is refused unless the user opts in.
+
+Resolving (:func:`resolve_model`) is cheap and separate from loading (:meth:`ModelRef.load`):
+the weights' content hash and the config are known without building the network, so an
+evaluation whose embeddings are all cached never loads the model at all.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -15,55 +21,22 @@ from xstilts.errors import ModelError
 
 BUILTIN_PREFIX = "builtin:"
 _WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.pt", "*.pth")
+_TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "sentencepiece.bpe.model",
+    "spiece.model",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+    "added_tokens.json",
+)
 
 
-@dataclass
-class LoadedModel:
-    """An encoder ready for :class:`xstilts.encode.Encoder`, with provenance for results."""
-
-    spec: str  # what the user passed
-    source: str  # "builtin", "local" or "hub"
-    path: str  # local directory or hub id
-    model: Any  # transformers.PreTrainedModel (encoder part)
-    tokenizer: Any  # transformers.PreTrainedTokenizerBase
-    weights_sha256: str | None
-
-    @property
-    def num_hidden_states(self) -> int:
-        """Number of hidden states: the embedding output plus one per transformer layer."""
-        return int(self.model.config.num_hidden_layers) + 1
-
-    def describe(self) -> dict[str, Any]:
-        """Provenance recorded in every results file."""
-        cfg = self.model.config
-        return {
-            "spec": self.spec,
-            "source": self.source,
-            "path": self.path,
-            "weights_sha256": self.weights_sha256,
-            "architecture": type(self.model).__name__,
-            "num_hidden_states": self.num_hidden_states,
-            "hidden_size": int(getattr(cfg, "hidden_size", 0) or getattr(cfg, "d_model", 0)),
-        }
-
-
-def resolve_model_path(spec: str) -> tuple[str, str]:
-    """Map a model spec to ``(source, path_or_hub_id)`` without loading anything."""
-    if spec.startswith(BUILTIN_PREFIX):
-        from xstilts.models.builtin import builtin_model_dir
-
-        return "builtin", str(builtin_model_dir(spec[len(BUILTIN_PREFIX) :]))
-    path = Path(spec).expanduser()
-    if path.exists():
-        if not path.is_dir() or not (path / "config.json").is_file():
-            raise ModelError(
-                f"{path}: not a model directory (no config.json); expected a Hugging Face "
-                "model directory, a hub id, or builtin:NAME (see `xstilts models list`)"
-            )
-        return "local", str(path)
-    if spec.startswith((".", "/", "~")) or spec.count("/") > 1 or not spec.strip():
-        raise ModelError(f"{spec}: no such model directory")
-    return "hub", spec
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def weight_files(directory: Path) -> list[Path]:
@@ -75,44 +48,155 @@ def weight_files(directory: Path) -> list[Path]:
     return []
 
 
-def weights_hash(source: str, path: str) -> str | None:
-    """Content hash of the weights; None when the files cannot be located (then said so)."""
-    from xstilts.hashing import files_sha256
+@dataclass
+class ModelRef:
+    """A resolved model reference: where it lives and what it is, before loading weights."""
 
-    directory: Path | None = Path(path) if source != "hub" else None
-    if directory is None:
+    spec: str  # what the user passed
+    source: str  # "builtin", "local" or "hub"
+    path: str  # local directory or hub id
+    local_dir: Path | None  # the files on disk (a hub model only once downloaded)
+    trust_remote_code: bool = False
+
+    @cached_property
+    def config(self) -> Any:
+        """The model's ``transformers`` config (cheap: reads config.json only)."""
+        import transformers
+
         try:
-            from huggingface_hub import snapshot_download
+            return transformers.AutoConfig.from_pretrained(
+                self.path, trust_remote_code=self.trust_remote_code
+            )
+        except (OSError, ValueError, KeyError) as exc:
+            raise ModelError(f"cannot load model {self.spec!r}: {_first_line(exc)}") from None
 
-            directory = Path(snapshot_download(path, local_files_only=True))
-        except Exception:
+    @property
+    def num_hidden_states(self) -> int:
+        """Number of hidden states: the embedding output plus one per transformer layer."""
+        return int(self.config.num_hidden_layers) + 1
+
+    @cached_property
+    def weights_sha256(self) -> str | None:
+        """Content hash of the weight files; None when they cannot be located."""
+        from xstilts.hashing import files_sha256
+
+        files = weight_files(self.local_dir) if self.local_dir else []
+        return files_sha256(files) if files else None
+
+    @cached_property
+    def tokenizer_sha256(self) -> str | None:
+        """Content hash of the tokenizer files (they decide the token ids as much as weights)."""
+        from xstilts.hashing import files_sha256
+
+        if self.local_dir is None:
             return None
-    files = weight_files(directory)
-    return files_sha256(files) if files else None
+        files = [self.local_dir / n for n in _TOKENIZER_FILES if (self.local_dir / n).is_file()]
+        return files_sha256(files) if files else None
+
+    @property
+    def content_key(self) -> str | None:
+        """Identity of (weights, tokenizer) for caches; None when either is unknown."""
+        if not self.weights_sha256 or not self.tokenizer_sha256:
+            return None
+        return hashlib.sha256(f"{self.weights_sha256}:{self.tokenizer_sha256}".encode()).hexdigest()
+
+    def describe(self) -> dict[str, Any]:
+        """Provenance recorded in every results file."""
+        cfg = self.config
+        return {
+            "spec": self.spec,
+            "source": self.source,
+            "path": self.path,
+            "weights_sha256": self.weights_sha256,
+            "tokenizer_sha256": self.tokenizer_sha256,
+            "architecture": (getattr(cfg, "architectures", None) or [cfg.model_type])[0],
+            "num_hidden_states": self.num_hidden_states,
+            "hidden_size": int(getattr(cfg, "hidden_size", 0) or getattr(cfg, "d_model", 0)),
+        }
+
+    def load(self, device: str | None = None) -> LoadedModel:
+        """Load tokenizer and encoder; one-line :class:`ModelError` on failure."""
+        import transformers
+
+        transformers.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
+        try:
+            tokenizer = transformers.AutoTokenizer.from_pretrained(
+                self.path, trust_remote_code=self.trust_remote_code
+            )
+            model = transformers.AutoModel.from_pretrained(
+                self.path, trust_remote_code=self.trust_remote_code
+            )
+        except (OSError, ValueError, KeyError) as exc:
+            hint = (
+                " (the hub is not reachable: use a local directory or builtin:NAME)"
+                if self.source == "hub"
+                else ""
+            )
+            raise ModelError(f"cannot load model {self.spec!r}: {_first_line(exc)}{hint}") from None
+        if getattr(model.config, "is_encoder_decoder", False) and hasattr(model, "get_encoder"):
+            model = model.get_encoder()
+        if device:
+            model = model.to(device)
+        model.eval()
+        if self.local_dir is None and self.source == "hub":
+            # now downloaded: the hash can be computed for the results file
+            self.local_dir = _hub_snapshot(self.path)
+            self.__dict__.pop("weights_sha256", None)
+            self.__dict__.pop("tokenizer_sha256", None)
+        return LoadedModel(self, model, tokenizer)
+
+
+@dataclass
+class LoadedModel:
+    """An encoder ready for :class:`xstilts.encode.Encoder`, with its provenance."""
+
+    ref: ModelRef
+    model: Any  # transformers.PreTrainedModel (encoder part)
+    tokenizer: Any  # transformers.PreTrainedTokenizerBase
+
+    @property
+    def num_hidden_states(self) -> int:
+        """Number of hidden states: the embedding output plus one per transformer layer."""
+        return int(self.model.config.num_hidden_layers) + 1
+
+    def describe(self) -> dict[str, Any]:
+        """Provenance recorded in every results file."""
+        return self.ref.describe()
+
+
+def _hub_snapshot(repo_id: str) -> Path | None:
+    """The local snapshot directory of a downloaded hub model, or None."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(repo_id, local_files_only=True))
+    except Exception:
+        return None
+
+
+def resolve_model(spec: str, *, trust_remote_code: bool = False) -> ModelRef:
+    """Map a model spec to a :class:`ModelRef` without loading the network."""
+    if spec.startswith(BUILTIN_PREFIX):
+        from xstilts.models.builtin import builtin_model_dir
+
+        directory = builtin_model_dir(spec[len(BUILTIN_PREFIX) :])
+        return ModelRef(spec, "builtin", str(directory), directory, trust_remote_code)
+    path = Path(spec).expanduser()
+    if path.exists():
+        if not path.is_dir() or not (path / "config.json").is_file():
+            raise ModelError(
+                f"{path}: not a model directory (no config.json); expected a Hugging Face "
+                "model directory, a hub id, or builtin:NAME (see `xstilts models list`)"
+            )
+        return ModelRef(spec, "local", str(path), path, trust_remote_code)
+    if spec.startswith((".", "/", "~")) or spec.count("/") > 1 or not spec.strip():
+        raise ModelError(f"{spec}: no such model directory")
+    return ModelRef(spec, "hub", spec, _hub_snapshot(spec), trust_remote_code)
 
 
 def load_model(
     spec: str, *, trust_remote_code: bool = False, device: str | None = None
 ) -> LoadedModel:
-    """Load tokenizer and encoder for ``spec``; one-line :class:`ModelError` on failure."""
-    import transformers
-
-    source, path = resolve_model_path(spec)
-    transformers.logging.set_verbosity_error()
-    try:
-        tokenizer = transformers.AutoTokenizer.from_pretrained(
-            path, trust_remote_code=trust_remote_code
-        )
-        model = transformers.AutoModel.from_pretrained(path, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError, KeyError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        hint = " (the hub is not reachable: use a local directory or builtin:NAME)" if (
-            source == "hub"
-        ) else ""
-        raise ModelError(f"cannot load model {spec!r}: {first}{hint}") from None
-    if getattr(model.config, "is_encoder_decoder", False) and hasattr(model, "get_encoder"):
-        model = model.get_encoder()
-    if device:
-        model = model.to(device)
-    model.eval()
-    return LoadedModel(spec, source, path, model, tokenizer, weights_hash(source, path))
+    """Resolve and load ``spec`` in one step."""
+    return resolve_model(spec, trust_remote_code=trust_remote_code).load(device)

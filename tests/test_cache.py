@@ -1,0 +1,155 @@
+"""Embedding cache, lazy model loading, token-budget batching and dtype resolution."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from xstilts import encode
+from xstilts.cache import EmbeddingCache, texts_sha256
+from xstilts.cli import main
+from xstilts.encode import length_sorted_batches, resolve_dtype
+
+
+def run_cli(args, capsys, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["xstilts", *args])
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    cap = capsys.readouterr()
+    return code, cap.out, cap.err
+
+
+def test_token_budget_batches_bound_padded_tokens():
+    lengths = [10, 50, 12, 50, 3, 11, 9]
+    batches = [b.tolist() for b in length_sorted_batches(lengths, 32, max_tokens=100)]
+    assert batches == [[1, 3], [2, 5, 0, 6, 4]]  # 2 x 50 = 100; then 5 x 12 = 60
+    for b in batches:
+        assert len(b) * max(lengths[i] for i in b) <= 100
+    # the sentence cap still applies, and an over-long sentence gets a batch of its own
+    assert [b.tolist() for b in length_sorted_batches([5] * 5, 2, max_tokens=1000)] == [
+        [0, 1],
+        [2, 3],
+        [4],
+    ]
+    assert [b.tolist() for b in length_sorted_batches([300, 2], 8, max_tokens=100)] == [[0], [1]]
+
+
+def test_token_budget_encoding_equals_fixed_batches(tiny_model: Path):
+    from xstilts.encode import Encoder
+    from xstilts.models import load_model
+
+    loaded = load_model(str(tiny_model))
+    enc = Encoder(loaded.model, loaded.tokenizer, device="cpu")
+    texts = ["a b c d e f g h", "x", "hello world", "Tom is here now.", "Wie geht's?"] * 4
+    a, sa = enc.encode(texts, batch_size=3)
+    b, sb = enc.encode(texts, batch_size=64, max_tokens_per_batch=40)
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    assert sb.n_batches != sa.n_batches and 0 <= sb.padding_ratio < 1
+
+
+def test_resolve_dtype_detects_instead_of_guessing(monkeypatch):
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(encode, "cpu_supports_bf16", lambda: False)
+    assert resolve_dtype("auto", cpu) == "fp32"
+    monkeypatch.setattr(encode, "cpu_supports_bf16", lambda: True)
+    assert resolve_dtype("auto", cpu) == "bf16"
+    assert resolve_dtype("fp32", cpu) == "fp32"
+
+
+def test_texts_hash_respects_boundaries_and_order():
+    assert texts_sha256(["ab", "c"]) != texts_sha256(["a", "bc"])
+    assert texts_sha256(["a", "b"]) != texts_sha256(["b", "a"])
+
+
+def test_cache_roundtrip_subsets_and_corruption(tmp_path: Path, caplog):
+    cache = EmbeddingCache(tmp_path)
+    key = cache.key("model", ["x", "y"], {"pooling": "mean"})
+    emb = np.random.default_rng(0).normal(size=(3, 2, 4)).astype(np.float32)
+    assert cache.get(key, [0]) is None
+    cache.put(key, [0, 5, 7], emb, {})
+    np.testing.assert_array_equal(cache.get(key, [7, 0]), emb[[2, 0]])
+    assert cache.get(key, [0, 6]) is None  # layer 6 never stored
+    assert cache.info().entries == 1
+    # flip bytes in one layer file: detected, entry dropped, a miss instead of wrong vectors
+    f = next((tmp_path / key[:2] / key).glob("layer005.npy"))
+    raw = bytearray(f.read_bytes())
+    raw[-1] ^= 0xFF
+    f.write_bytes(bytes(raw))
+    assert cache.get(key, [5]) is None
+    assert "corrupt" in caplog.text
+    assert cache.info().entries == 0
+
+
+def test_second_evaluate_is_served_from_cache_without_loading_the_model(
+    tiny_model, data_dir, tmp_path, capsys, monkeypatch
+):
+    args = [
+        "evaluate",
+        "--model",
+        str(tiny_model),
+        "--task",
+        "tatoeba",
+        "--langs",
+        "de,sw",
+        "--data-dir",
+        str(data_dir),
+    ]
+    code, _, err1 = run_cli([*args, "--out", str(tmp_path / "a.json")], capsys, monkeypatch)
+    assert code == 0, err1
+    code, _, err2 = run_cli([*args, "--out", str(tmp_path / "b.json")], capsys, monkeypatch)
+    assert code == 0, err2
+    a = json.loads((tmp_path / "a.json").read_text())
+    b = json.loads((tmp_path / "b.json").read_text())
+    assert a["metrics"] == b["metrics"]
+    assert a["encoding"]["sentences_encoded"] == 2 * (1000 + 390)
+    assert b["encoding"]["sentences_encoded"] == 0
+    assert b["encoding"]["sentences_from_cache"] == 2 * (1000 + 390)
+    assert a["encoding"]["model_loaded"] and not b["encoding"]["model_loaded"]
+    # --no-cache encodes again, and a different prefix is a different entry
+    code, _, _ = run_cli(
+        [*args, "--no-cache", "--out", str(tmp_path / "c.json")], capsys, monkeypatch
+    )
+    assert json.loads((tmp_path / "c.json").read_text())["encoding"]["sentences_encoded"] == 2780
+    code, _, _ = run_cli(
+        [*args, "--prefix", "q: ", "--out", str(tmp_path / "d.json")], capsys, monkeypatch
+    )
+    assert json.loads((tmp_path / "d.json").read_text())["encoding"]["sentences_from_cache"] == 0
+
+
+def test_cache_info_and_clear_commands(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("XSTILTS_CACHE", str(tmp_path))
+    EmbeddingCache().put("k" * 64, [0], np.zeros((1, 2, 3), np.float32), {})
+    code, out, _ = run_cli(["cache", "info"], capsys, monkeypatch)
+    assert code == 0 and "1 entries" in out
+    code, out, _ = run_cli(["cache", "clear"], capsys, monkeypatch)
+    assert code == 0 and "removed 1 entries" in out
+    assert EmbeddingCache().info().entries == 0
+
+
+@pytest.mark.parametrize("bad", ["0", "-5"])
+def test_bad_token_budget_is_a_usage_error(bad, tiny_model, data_dir, capsys, monkeypatch):
+    code, _, err = run_cli(
+        [
+            "evaluate",
+            "--model",
+            str(tiny_model),
+            "--task",
+            "tatoeba",
+            "--langs",
+            "de",
+            "--max-tokens-per-batch",
+            bad,
+            "--no-cache",
+        ],
+        capsys,
+        monkeypatch,
+    )
+    assert code == 2 and "max tokens per batch must be >= 1" in err
