@@ -183,6 +183,14 @@ def resolve_model(spec: str, *, trust_remote_code: bool = False) -> ModelRef:
         directory = builtin_model_dir(spec[len(BUILTIN_PREFIX) :])
         return ModelRef(spec, "builtin", str(directory), directory, trust_remote_code)
     path = Path(spec).expanduser()
+    if path.is_dir() and (path / "xstilts_run.json").is_file():
+        # a training run directory: evaluate its best (else last) checkpoint's encoder
+        from xstilts.train.checkpoint import run_encoder_dir
+
+        encoder = run_encoder_dir(path)
+        if encoder is None:
+            raise ModelError(f"{path}: training run has no checkpoint yet")
+        return ModelRef(spec, "run", str(encoder), encoder, trust_remote_code)
     if path.exists():
         if not path.is_dir() or not (path / "config.json").is_file():
             raise ModelError(
