@@ -1,0 +1,1 @@
+"""Experiments: a YAML spec -> a grid of (model, intermediate setting, seed) cells -> a store."""

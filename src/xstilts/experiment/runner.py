@@ -1,0 +1,219 @@
+"""``xstilts run SPEC``: expand the grid, train (reusing finished runs), evaluate, store.
+
+Resumable at every level: a finished training run (same configuration hash) is reused, a
+partial one resumes from its last checkpoint, and a finished (cell, evaluation) whose
+evaluation hash matches is skipped. A cell that fails is recorded with its error and the
+runner goes on with the next one; rerunning the spec retries only what is not done.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from xstilts.errors import XstiltsError
+from xstilts.evaluate import EvalConfig, evaluate_model
+from xstilts.experiment.grid import Cell, expand_grid
+from xstilts.experiment.spec import EvalTask, ExperimentSpec, config_hash
+from xstilts.experiment.store import ResultStore
+from xstilts.paths import resolve_data_dir
+from xstilts.train.checkpoint import RUN_FILE, read_pointer
+from xstilts.train.config import TrainConfig
+from xstilts.train.loop import METRICS_FILE, StepInfo, train
+
+STORE_FILE = "results.sqlite"
+
+
+class RunView(Protocol):
+    """What the runner reports while it works (the CLI draws it with rich)."""
+
+    def cell_started(self, index: int, total: int, cell: Cell) -> None: ...
+
+    def stage(self, text: str) -> None: ...
+
+    def start(self, total: int, description: str) -> None: ...
+
+    def advance(self, n: int) -> None: ...
+
+    def train_step(self, info: StepInfo) -> None: ...
+
+    def cell_finished(self, cell: Cell, status: str, error: str | None) -> None: ...
+
+
+class _Quiet:
+    def cell_started(self, index: int, total: int, cell: Cell) -> None: ...
+    def stage(self, text: str) -> None: ...
+    def start(self, total: int, description: str) -> None: ...
+    def advance(self, n: int) -> None: ...
+    def train_step(self, info: StepInfo) -> None: ...
+    def cell_finished(self, cell: Cell, status: str, error: str | None) -> None: ...
+
+
+@dataclass
+class RunSummary:
+    """What a run did."""
+
+    store: Path
+    done: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def eval_key(task: EvalTask) -> str:
+    """Identity of one evaluation inside a cell: task and protocol."""
+    return f"{task.task}/{task.protocol}"
+
+
+def eval_config(spec: ExperimentSpec, task: EvalTask) -> EvalConfig:
+    """The evaluate settings of one retrieval task of the spec."""
+    from xstilts.data.registry import get_task
+
+    ev = spec.evaluation
+    reg = get_task(task.task)
+    layers = None if ev.layers in ("all", "last") else list(ev.layers)
+    return EvalConfig(
+        task=reg.name,
+        langs=reg.parse_langs(task.langs_spec() or reg.default_langs),
+        layers=layers,
+        pooling=ev.pooling,
+        prefix=ev.prefix,
+        query_prefix=ev.query_prefix,
+        doc_prefix=ev.doc_prefix,
+        protocol=task.protocol,
+        batch_size=ev.batch_size,
+        max_tokens_per_batch=ev.max_tokens_per_batch,
+        collect_items=True,
+    )
+
+
+def eval_hash(spec: ExperimentSpec, task: EvalTask) -> str:
+    """Hash of everything that changes one evaluation's numbers."""
+    ev = spec.evaluation.model_dump(mode="json", exclude={"tasks", "report_layer"})
+    return config_hash({"task": task.model_dump(mode="json"), "evaluation": ev})[:20]
+
+
+def ensure_trained(cfg: TrainConfig, view: RunView) -> Path:
+    """A finished run for ``cfg``: reused when its hash matches, else trained or resumed."""
+    run_dir = Path(cfg.out)
+    run_file = run_dir / RUN_FILE
+    if (run_dir / METRICS_FILE).is_file() and run_file.is_file():
+        prev = json.loads(run_file.read_text(encoding="utf-8"))
+        if prev.get("weights_hash") == cfg.weights_hash():
+            view.stage(f"reusing finished training run {run_dir.name}")
+            return run_dir
+    resume = read_pointer(run_dir, "last") is not None
+    view.stage("training (resuming)" if resume else "training")
+    train(cfg.model_copy(update={"resume": resume}), on_step=view.train_step, on_status=view.stage)
+    return run_dir
+
+
+def _error_line(exc: BaseException) -> str:
+    if isinstance(exc, XstiltsError):
+        return str(exc)
+    frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    where = f" ({Path(frame.filename).name}:{frame.lineno})" if frame else ""
+    return f"{type(exc).__name__}: {exc}{where}".splitlines()[0]
+
+
+def run_experiment(
+    spec: ExperimentSpec,
+    *,
+    view: RunView | None = None,
+    after_eval: Callable[[Cell, str], None] | None = None,
+) -> RunSummary:
+    """Run every cell of ``spec`` that is not finished; see the module docstring."""
+    view = view or _Quiet()
+    assert spec.output is not None
+    t0 = time.perf_counter()
+    store = ResultStore(spec.output / STORE_FILE)
+    summary = RunSummary(store.path)
+    try:
+        store.set_meta("spec", spec.model_dump(mode="json"))
+        cells = expand_grid(spec)
+        data_dir = resolve_data_dir(spec.data_dir)
+        plans = [(t, eval_key(t), eval_hash(spec, t)) for t in spec.evaluation.tasks]
+        for cell in cells:
+            store.upsert_cell(
+                cell.key,
+                spec=spec.name,
+                model=cell.model,
+                setting=cell.setting.name,
+                grp=cell.group,
+                seed=cell.seed,
+                tasks=json.dumps(cell.setting.tasks),
+                train_hash=cell.train.weights_hash() if cell.train else None,
+                run_dir=str(cell.train.out) if cell.train else None,
+                status=store.cell_status(cell.key) or "pending",
+            )
+        for index, cell in enumerate(cells):
+            todo = [p for p in plans if not store.eval_done(cell.key, p[1], p[2])]
+            if not todo:
+                summary.skipped.append(cell.label)
+                store.upsert_cell(cell.key, status="done", error=None)
+                continue
+            view.cell_started(index, len(cells), cell)
+            try:
+                model = cell.model
+                train_metrics = None
+                if cell.train is not None:
+                    store.upsert_cell(cell.key, status="training", error=None)
+                    run_dir = ensure_trained(cell.train, view)
+                    model = str(run_dir)
+                    train_metrics = (run_dir / METRICS_FILE).read_text(encoding="utf-8")
+                store.upsert_cell(cell.key, status="evaluating", train_metrics=train_metrics)
+                for task, key, h in todo:
+                    view.stage(f"evaluating {key}")
+                    results = evaluate_model(
+                        model,
+                        eval_config(spec, task),
+                        data_dir,
+                        dtype=spec.evaluation.dtype,
+                        progress=view,
+                    )
+                    store.write_eval(
+                        cell.key,
+                        key,
+                        h,
+                        results["metrics"],
+                        results.get("items", []),
+                        {"timings": results["timings"], "encoding": results["encoding"]},
+                    )
+                    if after_eval is not None:
+                        after_eval(cell, key)
+                store.upsert_cell(cell.key, status="done", error=None)
+                summary.done.append(cell.label)
+                view.cell_finished(cell, "done", None)
+            except KeyboardInterrupt:
+                store.upsert_cell(cell.key, status="interrupted")
+                raise
+            except Exception as exc:  # one cell's failure must not stop the others
+                line = _error_line(exc)
+                store.upsert_cell(cell.key, status="failed", error=line)
+                summary.failed[cell.label] = line
+                view.cell_finished(cell, "failed", line)
+    finally:
+        summary.seconds = time.perf_counter() - t0
+        store.close()
+    return summary
+
+
+def describe(spec: ExperimentSpec) -> list[dict[str, Any]]:
+    """The expanded grid as rows (for ``xstilts run --dry-run``)."""
+    return [
+        {
+            "cell": c.key,
+            "model": c.model,
+            "setting": c.setting.name,
+            "group": c.group,
+            "seed": c.seed,
+            "tasks": ",".join(c.setting.tasks) or "-",
+            "run": str(c.train.out) if c.train else "-",
+        }
+        for c in expand_grid(spec)
+    ]

@@ -1,0 +1,198 @@
+"""The experiment spec: one YAML file describing the whole comparison, validated with pydantic.
+
+Example (see ``configs/`` for complete ones)::
+
+    name: english-vs-multilingual
+    models: [builtin:multilingual-e5-small]
+    seeds: [0, 1]
+    training: {epochs: 1, max_examples: 2000, batch_size: 16}   # defaults for every setting
+    settings:
+      - {name: baseline, tasks: []}                 # no intermediate training
+      - {name: mnli, tasks: [mnli]}                 # English
+      - {name: xnli, tasks: [xnli], langs: [de, fr, ru, zh]}   # multilingual
+      - {name: english-all, tasks: [english-all]}   # multi-task
+      - {name: mnli+mlm, tasks: [mnli], training: {mlm_aux: true}}
+    evaluation:
+      layers: [8, 12]
+      prefix: "query: "
+      tasks:
+        - {task: tatoeba, langs: xtreme}
+        - {task: bucc2018, langs: zh}
+
+Errors name the offending key (``settings[2].training.lr: ...``) and the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from xstilts.errors import UsageError
+from xstilts.train.config import TrainConfig
+
+Group = Literal["baseline", "english", "multilingual", "mixed"]
+# TrainConfig fields a spec may set in `training:` (the rest come from the grid).
+_GRID_FIELDS = {"model", "tasks", "langs", "out", "data_dir", "seed", "resume"}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Setting(_Strict):
+    """One intermediate-training setting (a row of the comparison)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+    tasks: list[str] = Field(default_factory=list, description="Empty: the baseline.")
+    langs: list[str] | None = None
+    group: Group | None = None  # inferred from the tasks when omitted
+    training: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("tasks", "langs", mode="before")
+    @classmethod
+    def _split(cls, v):
+        if isinstance(v, str):
+            return [] if v.strip().lower() in ("", "none") else [s.strip() for s in v.split(",")]
+        return v
+
+
+class EvalTask(_Strict):
+    """One retrieval task of the evaluation."""
+
+    task: str
+    langs: str | list[str] | None = None
+    protocol: Literal["xtreme", "mteb"] = "xtreme"
+
+    def langs_spec(self) -> str | None:
+        """The language spec as the evaluate command takes it."""
+        return ",".join(self.langs) if isinstance(self.langs, list) else self.langs
+
+
+class Evaluation(_Strict):
+    """How every cell is evaluated."""
+
+    tasks: list[EvalTask] = Field(min_length=1)
+    layers: Literal["all", "last"] | list[int] = "all"
+    report_layer: int | Literal["last"] = "last"
+    pooling: Literal["mean", "mean-nospecial", "cls"] = "mean"
+    prefix: str = ""
+    query_prefix: str | None = None
+    doc_prefix: str | None = None
+    batch_size: int = Field(32, ge=1)
+    max_tokens_per_batch: int | None = Field(None, ge=1)
+    dtype: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+
+
+class ReportOptions(_Strict):
+    """Statistics of the report."""
+
+    baseline: str = "baseline"
+    bootstrap: int = Field(1000, ge=100)
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+    seed: int = 0
+
+
+class ExperimentSpec(_Strict):
+    """A whole experiment."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    description: str = ""
+    models: list[str] = Field(min_length=1)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    output: Path | None = None  # default: runs/<name> next to the spec
+    data_dir: Path | None = None
+    training: dict[str, Any] = Field(default_factory=dict)
+    settings: list[Setting] = Field(min_length=1)
+    evaluation: Evaluation
+    report: ReportOptions = Field(default_factory=ReportOptions)
+
+    @model_validator(mode="after")
+    def _check(self) -> ExperimentSpec:
+        names = [s.name for s in self.settings]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"setting names must be unique: {', '.join(dupes)}")
+        if self.report.baseline not in names:
+            raise ValueError(f"report.baseline {self.report.baseline!r} is not a setting name")
+        for where, block in [("training", self.training)] + [
+            (f"settings[{i}].training", s.training) for i, s in enumerate(self.settings)
+        ]:
+            bad = sorted(set(block) & _GRID_FIELDS)
+            if bad:
+                raise ValueError(f"{where}: {', '.join(bad)} come from the grid, not from training")
+        return self
+
+    def train_config(self, setting: Setting, model: str, seed: int, out: Path) -> TrainConfig:
+        """The training configuration of one cell (spec defaults < setting overrides)."""
+        return TrainConfig(
+            **{**self.training, **setting.training},
+            model=model,
+            tasks=setting.tasks,
+            langs=setting.langs,
+            seed=seed,
+            out=out,
+            data_dir=self.data_dir,
+        )
+
+
+def _location(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def load_spec(path: str | Path) -> ExperimentSpec:
+    """Read and validate a spec; every problem is one line naming the file and the key."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"{path}: file not found") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise UsageError(f"{path}{where}: invalid YAML ({problem})") from None
+    if not isinstance(raw, dict):
+        raise UsageError(f"{path}: expected a mapping of spec keys at the top level")
+    try:
+        spec = ExperimentSpec.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = _location(err["loc"]) or "spec"
+        msg = re.sub(r"^Value error, ", "", err["msg"])
+        raise UsageError(f"{path}: {key}: {msg}") from None
+    if spec.output is None:
+        spec.output = path.parent / "runs" / spec.name
+    elif not spec.output.is_absolute():
+        spec.output = path.parent / spec.output
+    if spec.data_dir is not None and not spec.data_dir.is_absolute():
+        spec.data_dir = path.parent / spec.data_dir
+    # validate every cell's training block now, not hours into the run
+    for i, setting in enumerate(spec.settings):
+        if setting.tasks:
+            try:
+                spec.train_config(setting, spec.models[0], spec.seeds[0], spec.output)
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                raise UsageError(
+                    f"{path}: settings[{i}].training.{_location(err['loc'])}: {err['msg']}"
+                ) from None
+    return spec
+
+
+def slug(text: str) -> str:
+    """A file-name-safe version of a model spec."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")[:80]
+
+
+def config_hash(doc: dict[str, Any]) -> str:
+    """Stable hash of a JSON-able configuration."""
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
