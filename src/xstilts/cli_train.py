@@ -38,7 +38,8 @@ def train_command(
         int, typer.Option(help="Tokens per example (QA: --span-max-length).")
     ] = 128,
     train_split: Annotated[
-        str | None, typer.Option(help="Train on this split instead (e.g. dev; 10% held out).")
+        str | None,
+        typer.Option(help="Train on this split instead (dev, or per task: xnli:dev,mnli:train)."),
     ] = None,
     eval_every: Annotated[int | None, typer.Option(help="Steps between dev evaluations.")] = None,
     save_every: Annotated[int, typer.Option(help="Steps between checkpoints.")] = 500,
@@ -65,12 +66,15 @@ def train_command(
     from xstilts.train.config import TrainConfig
     from xstilts.train.loop import StepInfo, train
 
+    split: str | dict[str, str] | None = train_split
+    if train_split and ":" in train_split:
+        split = dict(item.split(":", 1) for item in train_split.split(",") if item.strip())
     try:
         cfg = TrainConfig(
             model=model, tasks=tasks, langs=langs, out=out, epochs=epochs, max_steps=max_steps,
             batch_size=batch_size, grad_accum=grad_accum, lr=lr, warmup_ratio=warmup_ratio,
             seed=seed, sampling=sampling, max_examples=max_examples, max_length=max_length,
-            train_split=train_split, eval_every=eval_every, save_every=save_every,
+            train_split=split, eval_every=eval_every, save_every=save_every,
             mixed_precision=mixed_precision, mlm_aux=mlm_aux, mlm_data=mlm_data,
             skip_bad_rows=skip_bad_rows, resume=resume, data_dir=data_dir,
         )  # fmt: skip

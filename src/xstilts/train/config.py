@@ -28,8 +28,10 @@ class TrainConfig(BaseModel):
     langs: list[str] | None = Field(None, description="Languages for multilingual tasks.")
     out: Path = Field(description="Run directory.")
     data_dir: Path | None = None
-    train_split: str | None = Field(
-        None, description="Override each task's training split (e.g. 'dev' for small CPU runs)."
+    train_split: str | dict[str, str] | None = Field(
+        None,
+        description="Training split for every task, or per task ({xnli: dev}); e.g. 'dev' for "
+        "tasks whose train split is not available (10% of it is then held out for dev metrics).",
     )
     epochs: float = Field(3.0, gt=0)
     max_steps: int | None = Field(None, ge=1, description="Optimizer steps; overrides epochs.")
@@ -66,6 +68,12 @@ class TrainConfig(BaseModel):
         if isinstance(v, str):
             return [s.strip() for s in v.split(",") if s.strip()]
         return v
+
+    def split_for(self, task: str, default: str) -> str:
+        """The training split of one task."""
+        if isinstance(self.train_split, dict):
+            return self.train_split.get(task, default)
+        return self.train_split or default
 
     def weights_hash(self) -> str:
         """Hash of every setting that changes the trained weights (paths excluded)."""

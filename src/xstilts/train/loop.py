@@ -100,7 +100,7 @@ def load_task_data(cfg: TrainConfig, tokenizer: Any, data_dir: Path) -> list[Tas
     out = []
     for name in cfg.tasks:
         task = get_intermediate_task(name)
-        train_split = cfg.train_split or task.train_split
+        train_split = cfg.split_for(task.name, task.train_split)
         langs = cfg.langs if cfg.langs else None
         loaded = task.load(
             data_dir,
