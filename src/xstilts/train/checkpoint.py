@@ -6,7 +6,8 @@ Layout of one checkpoint directory::
     heads.safetensors     task heads (and the MLM head when used)
     heads.json            head specs and label names
     trainer_state.pt      optimizer, LR scheduler and torch RNG states (tensors only;
-                          read with ``torch.load(weights_only=True)``)
+                          read with ``torch.load(weights_only=True)``); step checkpoints
+                          only: ``best`` and ``final`` keep weights alone
     trainer_state.json    step, sampler state, numpy RNG state, metrics so far
 
 A checkpoint is assembled in a hidden temporary directory and renamed into place, so a kill
@@ -93,7 +94,7 @@ def load_checkpoint(
     model.encoder.load_state_dict(weights)
     model.load_head_state_dict(load_file(str(directory / "heads.safetensors")))
     doc = json.loads((directory / "trainer_state.json").read_text(encoding="utf-8"))
-    if optimizer is not None:
+    if optimizer is not None and (directory / "trainer_state.pt").is_file():
         state = torch.load(directory / "trainer_state.pt", weights_only=True)
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None and state["scheduler"] is not None:

@@ -69,6 +69,18 @@ class TrainConfig(BaseModel):
             return [s.strip() for s in v.split(",") if s.strip()]
         return v
 
+    @field_validator("sampling")
+    @classmethod
+    def _check_sampling(cls, v: str) -> str:
+        from xstilts.errors import UsageError
+        from xstilts.train.sampling import parse_sampling
+
+        try:
+            parse_sampling(v)
+        except UsageError as exc:
+            raise ValueError(str(exc).removeprefix("--sampling ")) from None
+        return v
+
     def split_for(self, task: str, default: str) -> str:
         """The training split of one task."""
         if isinstance(self.train_split, dict):

@@ -25,7 +25,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from xstilts.data.tasks import IntermediateTask, LoadedSplit, get_intermediate_task
+from xstilts.data.tasks import (
+    IntermediateTask,
+    LoadedSplit,
+    get_intermediate_task,
+    parse_task_list,
+)
 from xstilts.encode import configure_threads
 from xstilts.errors import UsageError, XstiltsError
 from xstilts.io import write_json_atomic
@@ -98,34 +103,32 @@ def _holdout(split: LoadedSplit, fraction: float, seed: int) -> tuple[list, list
 def load_task_data(cfg: TrainConfig, tokenizer: Any, data_dir: Path) -> list[TaskData]:
     """Load, check and featurize every task's train and dev rows before training starts."""
     out = []
-    for name in cfg.tasks:
-        task = get_intermediate_task(name)
+    for task in parse_task_list(",".join(cfg.tasks)):
         train_split = cfg.split_for(task.name, task.train_split)
-        langs = cfg.langs if cfg.langs else None
-        loaded = task.load(
-            data_dir,
-            train_split,
-            langs,
-            max_examples=None if train_split == task.dev_split else cfg.max_examples,
-            skip_bad_rows=cfg.skip_bad_rows,
-            seed=cfg.seed,
-        )
+        # --langs selects languages of multilingual tasks; English-only tasks ignore it
+        langs = cfg.langs if cfg.langs and len(task.languages) > 1 else None
+
+        def load(split: str, limit: int | None, task=task, langs=langs) -> LoadedSplit:
+            return task.load(
+                data_dir, split, langs, max_examples=limit,
+                skip_bad_rows=cfg.skip_bad_rows, seed=cfg.seed,
+            )  # fmt: skip
+
+        dev_loaded = None
+        if train_split != task.dev_split and task.dev_split in task.available(data_dir):
+            dev_loaded = load(task.dev_split, cfg.eval_max_examples)
+            if not dev_loaded.has_labels:
+                dev_loaded = None  # labels hidden (e.g. TyDiQA dev copies): hold out instead
         note = ""
-        if train_split == task.dev_split:
-            # Only one labelled split: train on 90%, evaluate on a disjoint 10%.
+        if dev_loaded is None:
+            # No labelled dev split: train on 90% of the training split, evaluate on the rest.
+            loaded = load(train_split, None)
             train_ex, dev_ex = _holdout(loaded, 0.1, cfg.seed)
             if cfg.max_examples:
                 train_ex = train_ex[: cfg.max_examples]
             note = f"dev = 10% held out of {train_split}"
         else:
-            dev_loaded = task.load(
-                data_dir,
-                task.dev_split,
-                langs,
-                max_examples=cfg.eval_max_examples,
-                skip_bad_rows=cfg.skip_bad_rows,
-                seed=cfg.seed,
-            )
+            loaded = load(train_split, cfg.max_examples)
             train_ex, dev_ex = loaded.examples, dev_loaded.examples
         if cfg.eval_max_examples:
             dev_ex = dev_ex[: cfg.eval_max_examples]
@@ -203,11 +206,9 @@ def evaluate_dev(
             starts[j, : len(a)], ends[j, : len(b)] = a, b
         answers = postprocess_spans(td.dev_examples, td.dev, starts, ends)
         return compute_task_metrics(td.task, answers, td.dev_examples)
-    if kind == "tagging":
+    if kind == "tagging":  # per sentence, so entity F1 never spans two sentences
         refs = [[t for t in f["labels"] if t != -100] for f in td.dev]
-        return compute_task_metrics(
-            td.task, [p for ps in preds for p in ps], [t for ts in refs for t in ts]
-        )
+        return compute_task_metrics(td.task, preds, refs)
     return compute_task_metrics(td.task, preds, [f["labels"] for f in td.dev])
 
 
@@ -397,15 +398,16 @@ def train(
         score = float(np.mean([m["main"] for m in metrics.values()]))
         return {"step": step, "score": score, "tasks": metrics}
 
-    def checkpoint(name: str) -> Path:
+    def checkpoint(name: str, *, full: bool = True) -> Path:
+        """Save weights (+ optimizer/scheduler/RNG when ``full``, for resuming)."""
         target = run_dir / "checkpoints" / name
         save_checkpoint(
             target,
             core,
             tokenizer,
             head_meta,
-            optimizer=optimizer,
-            scheduler=scheduler,
+            optimizer=optimizer if full else None,
+            scheduler=scheduler if full else None,
             trainer_state={"step": step, "sampler": sampler.state_dict(), "history": history},
         )
         return target
@@ -474,7 +476,7 @@ def train(
         is_main=accelerator.is_main_process,
     )
     if accelerator.is_main_process:
-        write_pointer(run_dir, "last", checkpoint("final"))
+        write_pointer(run_dir, "last", checkpoint("final", full=False))
         _prune(run_dir, cfg.keep_checkpoints)
         write_json_atomic(
             run_dir / METRICS_FILE,
@@ -505,7 +507,7 @@ def _record_eval(history, result, *, checkpoint_fn, log, run_dir: Path, is_main:
         history["best_step"] = result["step"]
         history["best"] = result["tasks"]
         if is_main:
-            write_pointer(run_dir, "best", checkpoint_fn("best"))
+            write_pointer(run_dir, "best", checkpoint_fn("best", full=False))
 
 
 def _prune(run_dir: Path, keep: int) -> None:

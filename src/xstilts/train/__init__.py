@@ -1,0 +1,1 @@
+"""Intermediate-task training: featurization, heads, task sampling, the training loop."""

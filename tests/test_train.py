@@ -1,0 +1,233 @@
+"""Training: every head learns on real rows, resume is exact, bad input, the CPU smoke run."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from xstilts.cli import main
+from xstilts.errors import DataError, UsageError
+from xstilts.train.config import TrainConfig
+from xstilts.train.loop import train
+
+CCG = (
+    "Pierre\tN/N\nVinken\tN\nwill\t(S[dcl]\\NP)/(S[b]\\NP)\njoin\t(S[b]\\NP)/NP\nthe\tNP[nb]/N\n"
+    "board\tN\n.\t.\n\nMr.\tN/N\nVinken\tN\nis\t(S[dcl]\\NP)/NP\nchairman\tN\n.\t.\n\n"
+)
+
+
+def losses(run_dir: Path) -> list[float]:
+    rows = [json.loads(x) for x in (run_dir / "train_log.jsonl").read_text().splitlines()]
+    return [r["loss"] for r in rows if "loss" in r]
+
+
+def small(tiny_model: Path, out: Path, tasks: str, **kw) -> TrainConfig:
+    base = dict(
+        model=str(tiny_model),
+        tasks=tasks,
+        out=out,
+        max_examples=16,
+        batch_size=8,
+        max_steps=24,
+        lr=1e-2,
+        warmup_ratio=0.0,
+        max_length=64,
+        span_max_length=96,
+        doc_stride=32,
+        log_every=1,
+        eval_max_examples=32,
+        dropout=0.0,
+    )
+    return TrainConfig(**{**base, **kw})
+
+
+@pytest.mark.parametrize(
+    ("tasks", "extra"),
+    [
+        ("mnli", {}),  # pair classification
+        ("sst2", {"max_steps": 16}),  # single-sentence classification
+        ("hellaswag", {"train_split": "dev"}),  # multiple choice (only dev exists here)
+        ("tydiqa", {"langs": ["en"]}),  # extractive QA
+    ],
+)
+def test_each_head_learns_on_real_rows(tasks, extra, tiny_model, tmp_path):
+    result = train(small(tiny_model, tmp_path / "run", tasks, **extra))
+    curve = losses(tmp_path / "run")
+    first, last = sum(curve[:3]) / 3, sum(curve[-3:]) / 3
+    assert last < 0.8 * first, curve
+    assert result.final and "main" in next(iter(result.final.values()))
+
+
+def test_tagging_head_learns_ccg(tiny_model, tmp_path):
+    data = tmp_path / "data"
+    (data / "ccg").mkdir(parents=True)
+    (data / "ccg" / "train.tsv").write_text(CCG * 8)
+    (data / "ccg" / "dev.tsv").write_text(CCG)
+    train(small(tiny_model, tmp_path / "run", "ccg", data_dir=data, max_examples=16))
+    curve = losses(tmp_path / "run")
+    assert sum(curve[-3:]) < 0.6 * sum(curve[:3]), curve
+
+
+def weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    ckpt = run_dir / "checkpoints" / "final"
+    out = load_file(str(ckpt / "encoder" / "model.safetensors"))
+    out.update(load_file(str(ckpt / "heads.safetensors")))
+    return out
+
+
+def test_resume_after_interrupt_gives_identical_weights(tiny_model, tmp_path):
+    kw = dict(max_steps=10, save_every=3, dropout=0.1, tasks="mnli,sst2", sampling="uniform")
+    train(small(tiny_model, tmp_path / "a", **kw))
+
+    class Interrupt(Exception):
+        pass
+
+    def stop_at_5(info):
+        if info.step == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(small(tiny_model, tmp_path / "b", **kw), on_step=stop_at_5)
+    # the last complete checkpoint (step 3) is intact and nothing half-written is left
+    ckpts = sorted(p.name for p in (tmp_path / "b" / "checkpoints").iterdir())
+    assert ckpts == ["step-0000003"]
+    with pytest.raises(UsageError, match="--resume"):
+        train(small(tiny_model, tmp_path / "b", **kw))
+    train(small(tiny_model, tmp_path / "b", resume=True, **kw))
+    a, b = weights(tmp_path / "a"), weights(tmp_path / "b")
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # and training really changed the weights (the comparison is not trivially true)
+    base = load_file(str(tiny_model / "model.safetensors"))
+    changed = [k for k in base if k in a and not torch.equal(base[k], a[k])]
+    assert changed
+
+
+def test_mlm_auxiliary_loss_runs(tiny_model, tmp_path):
+    text = tmp_path / "mlm.txt"
+    text.write_text("Das ist ein Satz.\nCeci est une phrase.\nЭто предложение.\n" * 20)
+    train(
+        small(tiny_model, tmp_path / "run", "mnli", max_steps=4, mlm_aux=True, mlm_data=[str(text)])
+    )
+    assert len(losses(tmp_path / "run")) == 4
+
+
+def test_unknown_task_and_bad_rows(tiny_model, tmp_path):
+    with pytest.raises(DataError, match="did you mean mnli"):
+        train(small(tiny_model, tmp_path / "r1", "mnlii"))
+    data = tmp_path / "data"
+    (data / "ccg").mkdir(parents=True)
+    (data / "ccg" / "train.tsv").write_text(CCG + "broken-line-without-tag\n\n")
+    (data / "ccg" / "dev.tsv").write_text(CCG)
+    with pytest.raises(DataError, match=r"train.tsv:15: missing tag"):
+        train(small(tiny_model, tmp_path / "r2", "ccg", data_dir=data))
+    result = train(
+        small(tiny_model, tmp_path / "r3", "ccg", data_dir=data, skip_bad_rows=True, max_steps=2)
+    )
+    assert result.n_skipped["ccg"] == 1
+
+
+def run_cli(args, capsys, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["xstilts", *args])
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    cap = capsys.readouterr()
+    return code, cap.out, cap.err
+
+
+def test_train_cli_bad_options_are_one_line(tiny_model, tmp_path, capsys, monkeypatch):
+    code, _, err = run_cli(
+        [
+            "train",
+            "--model",
+            str(tiny_model),
+            "--tasks",
+            "mnli",
+            "--out",
+            str(tmp_path / "r"),
+            "--sampling",
+            "random",
+        ],
+        capsys,
+        monkeypatch,
+    )
+    assert code == 2 and err.startswith("error: --sampling") and "Traceback" not in err
+    code, _, err = run_cli(
+        [
+            "train",
+            "--model",
+            str(tiny_model),
+            "--tasks",
+            "mnli",
+            "--out",
+            str(tmp_path / "r"),
+            "--lr",
+            "-1",
+        ],
+        capsys,
+        monkeypatch,
+    )
+    assert code == 2 and "--lr" in err
+
+
+@pytest.mark.slow
+def test_cpu_smoke_run_builtin_e5_then_evaluate(tmp_path, capsys, monkeypatch):
+    """The issue's smoke run: builtin multilingual-e5-small, 200 MNLI examples, then evaluate."""
+    run = tmp_path / "e5-mnli"
+    code, out, err = run_cli(
+        [
+            "train",
+            "--model",
+            "builtin:multilingual-e5-small",
+            "--tasks",
+            "mnli",
+            "--max-examples",
+            "200",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "16",
+            "--max-length",
+            "64",
+            "--out",
+            str(run),
+        ],
+        capsys,
+        monkeypatch,
+    )
+    assert code == 0, err
+    assert "mnli: accuracy" in out
+    meta = json.loads((run / "xstilts_run.json").read_text())
+    assert meta["tasks"]["mnli"]["train_examples"] == 200
+    code, out, err = run_cli(
+        [
+            "evaluate",
+            "--model",
+            str(run),
+            "--task",
+            "tatoeba",
+            "--langs",
+            "de",
+            "--layer",
+            "last",
+            "--prefix",
+            "query: ",
+            "--out",
+            str(tmp_path / "res.json"),
+        ],
+        capsys,
+        monkeypatch,
+    )
+    assert code == 0, err
+    res = json.loads((tmp_path / "res.json").read_text())
+    assert res["model"]["source"] == "run"
+    acc = next(m["value"] for m in res["metrics"] if m["direction"] == "en->x")
+    assert acc > 0.8  # 13 steps on 200 examples must not wreck a good retrieval model
