@@ -1,0 +1,745 @@
+"""From stored metrics to the numbers of a report: headline selection, scores, deltas, CIs.
+
+Input is tidy metric rows (``ResultStore.metrics()`` or the ``metrics`` of results files) plus
+a way to fetch per-sentence items; output is plain dataclasses that :mod:`.render` formats and
+:mod:`.findings` turns into sentences. Nothing here formats text or draws.
+
+Headline selection (one number per setting, language and headline metric):
+
+* the report layer: ``--layer``, else the spec's ``evaluation.report_layer`` (``"last"`` = the
+  highest hidden-state index evaluated for that model);
+* protocol ``xtreme`` only (MTEB-protocol rows stay in ``results.csv``);
+* Tatoeba accuracy en->x and x->en; BUCC F1 on ``test`` where present, else on the split the
+  threshold was tuned on (``dev``/``sample``), flagged as optimistic; LAReQA and Mewsli-X mAP@20;
+* a setting's score is the mean over languages (the languages every cell has) of its stored
+  values, averaged over seeds; its delta is that score minus the baseline's.
+
+CIs come from :mod:`.stats`: one bootstrap draw per (task, language, direction, split) stratum,
+shared by every cell, so each comparison is a difference of replicate arrays.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from xstilts.data.language_info import RESOURCE_GROUPS, resource_group, script
+from xstilts.errors import DataError, UsageError
+from xstilts.experiment.spec import ExperimentSpec, ReportOptions
+from xstilts.report.stats import (
+    CI,
+    Statistic,
+    bootstrap_replicates,
+    combined_significance,
+    percentile_ci,
+    statistic_value,
+    t_interval,
+)
+
+GROUP_ORDER = ("baseline", "english", "multilingual", "mixed")
+TUNING_SPLITS = ("dev", "sample")
+_ITEM_TOLERANCE = 1e-4  # items (float32) must reproduce the stored metric to this precision
+
+# (task, lang, layer, direction, protocol, split) of one items array
+ItemKey = tuple[str, str, int, str | None, str, str]
+# (cell key, item key, kind) -> the per-sentence array, or None when it was not stored
+ItemSource = Callable[[str, ItemKey, str], np.ndarray | None]
+
+
+@dataclass(frozen=True)
+class Headline:
+    """One headline metric: which stored rows it reads and how it is labelled."""
+
+    key: str
+    task: str
+    metric: str
+    direction: str | None
+    label: str
+    protocol: str = "xtreme"
+    kinds: tuple[str, ...] = ("correct",)  # per-sentence item kinds that reproduce the metric
+    statistic: Statistic = "mean"  # how: their mean, or P/R/F1 of their summed counts
+
+
+_COUNTS = ("tp", "pred", "gold")
+HEADLINES: tuple[Headline, ...] = (
+    Headline("tatoeba en->x", "tatoeba", "accuracy", "en->x", "Tatoeba accuracy en->x"),
+    Headline("tatoeba x->en", "tatoeba", "accuracy", "x->en", "Tatoeba accuracy x->en"),
+    Headline("bucc2018 f1", "bucc2018", "f1", None, "BUCC F1", kinds=_COUNTS, statistic="f1"),
+    Headline("lareqa map@20", "lareqa", "map@20", None, "LAReQA mAP@20", kinds=("ap@20",)),
+    Headline("mewsli-x map@20", "mewsli-x", "map@20", None, "Mewsli-X mAP@20", kinds=("ap@20",)),
+)
+# MTEB-protocol numbers (x->en); their F1 is MTEB's class-weighted F1, with no stored items
+MTEB_HEADLINES: tuple[Headline, ...] = (
+    Headline(
+        "tatoeba mteb accuracy", "tatoeba", "accuracy", "x->en", "Tatoeba (MTEB) accuracy", "mteb"
+    ),
+    Headline("tatoeba mteb f1", "tatoeba", "f1", "x->en", "Tatoeba (MTEB) F1", "mteb", kinds=()),
+    Headline(
+        "bucc2018 mteb accuracy", "bucc2018", "accuracy", "x->en", "BUCC (MTEB) accuracy", "mteb"
+    ),
+    Headline("bucc2018 mteb f1", "bucc2018", "f1", "x->en", "BUCC (MTEB) F1", "mteb", kinds=()),
+)
+
+
+@dataclass
+class LangResult:
+    """One setting in one language: its score (mean over seeds) and the delta vs baseline."""
+
+    value: float
+    delta: float | None = None
+    ci: CI | None = None
+
+
+@dataclass
+class SettingResult:
+    """One setting on one headline metric."""
+
+    setting: str
+    group: str
+    seeds: list[int | None]
+    score: float  # mean over languages, then over seeds, of the stored values
+    per_seed: list[float]
+    per_lang: dict[str, LangResult]
+    delta: float | None = None
+    ci: CI | None = None  # paired bootstrap over sentences, stratified by language
+    seed_ci: CI | None = None  # t-interval over seeds (two or more seeds)
+    ci_note: str = ""  # why there is no sentence-level CI
+
+    @property
+    def significant(self) -> bool | None:
+        """Significant when every available CI excludes 0; None without a delta or a CI."""
+        return None if self.delta is None else combined_significance(self.ci, self.seed_ci)
+
+
+@dataclass
+class GroupResult:
+    """Mean delta of one setting over a group of languages (resource level or script)."""
+
+    kind: str  # "resource" or "script"
+    group: str
+    setting: str
+    langs: list[str]
+    delta: float
+    ci: CI | None
+
+
+@dataclass
+class HeadToHead:
+    """The best setting of one group against the best of another, on one headline metric."""
+
+    a: SettingResult
+    b: SettingResult
+    delta: float  # b.score - a.score
+    ci: CI | None
+    seed_ci: CI | None
+
+    @property
+    def significant(self) -> bool | None:
+        """Significant when every available CI excludes 0."""
+        return combined_significance(self.ci, self.seed_ci)
+
+
+@dataclass
+class HeadlineResult:
+    """Everything the report shows for one model and one headline metric."""
+
+    model: str
+    headline: Headline
+    layer: int
+    languages: list[str]
+    splits: dict[str, str]  # language -> split the number comes from
+    baseline: SettingResult | None
+    settings: list[SettingResult]  # the other settings, in display order
+    per_layer: pd.DataFrame  # index layer, columns setting: mean over languages and seeds
+    groups: list[GroupResult] = field(default_factory=list)
+    english_vs_multilingual: HeadToHead | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def rows(self) -> list[SettingResult]:
+        """Baseline first, then the other settings."""
+        return ([self.baseline] if self.baseline else []) + self.settings
+
+    @property
+    def tuned_split(self) -> bool:
+        """True when some number comes from the split its threshold was tuned on."""
+        return any(s in TUNING_SPLITS for s in self.splits.values())
+
+
+@dataclass
+class Report:
+    """A whole report: the source, the options and one result per model and headline."""
+
+    title: str
+    source: Path
+    spec: ExperimentSpec | None
+    options: ReportOptions
+    layers: dict[str, int]  # model -> report layer
+    results: list[HeadlineResult]
+    metrics: pd.DataFrame  # every stored metric row (results.csv)
+    notes: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------- loading
+
+
+def open_source(path: Path) -> tuple[Any, ExperimentSpec | None]:
+    """The results store and spec behind ``SPEC_OR_DB`` (a spec YAML or a ``.sqlite`` file)."""
+    from xstilts.experiment.spec import load_spec
+    from xstilts.experiment.store import ResultStore
+
+    path = Path(path)
+    if path.suffix.lower() in (".yaml", ".yml"):
+        spec = load_spec(path)
+        assert spec.output is not None
+        return ResultStore.open_existing(spec.output / "results.sqlite"), spec
+    if path.is_dir():
+        raise UsageError(f"{path}: is a directory; give a spec YAML or a results.sqlite file")
+    store = ResultStore.open_existing(path)
+    raw = store.get_meta("spec")
+    spec = None
+    if raw is not None:
+        try:
+            spec = ExperimentSpec.model_validate(raw)
+        except ValueError:
+            spec = None  # an older or hand-edited spec: report from the store alone
+    return store, spec
+
+
+def _failed(store: Any) -> list[str]:
+    """One line per failed cell or evaluation: the report must say what is missing."""
+    lines = []
+    cells = store.cells()
+    for row in cells[cells.status != "done"].itertuples():
+        seed = "" if pd.isna(row.seed) else f" seed {int(row.seed)}"
+        err = f": {row.error}" if isinstance(row.error, str) and row.error else ""
+        lines.append(f"cell {row.setting} @ {row.model}{seed} is {row.status}{err}")
+    evals = store.evals()
+    evals = evals[evals.status != "done"].merge(cells, on="cell_key", suffixes=("", "_cell"))
+    for row in evals.itertuples():
+        seed = "" if pd.isna(row.seed) else f" seed {int(row.seed)}"
+        lines.append(
+            f"evaluation {row.eval_key} of {row.setting} @ {row.model}{seed} failed: {row.error}"
+        )
+    return lines
+
+
+def build_report(source: Path, *, layer: int | None = None, bootstrap: int | None = None) -> Report:
+    """Read a store (via a spec or directly) and compute every number of the report."""
+    store, spec = open_source(source)
+    try:
+        metrics = store.metrics()
+        cells = store.cells()
+        failed = _failed(store)
+        if metrics.empty:
+            raise DataError(f"{store.path}: no metrics stored yet (run `xstilts run SPEC` first)")
+        options = spec.report if spec else ReportOptions(baseline=_infer_baseline(cells))
+        if bootstrap is not None:
+            if bootstrap < 100:
+                raise UsageError(f"--bootstrap {bootstrap}: use at least 100 replicates")
+            options = options.model_copy(update={"bootstrap": bootstrap})
+        order = [s.name for s in spec.settings] if spec else list(dict.fromkeys(cells.setting))
+        requested: int | str = (
+            layer if layer is not None else (spec.evaluation.report_layer if spec else "last")
+        )
+
+        def items(cell: str, key: ItemKey, kind: str) -> np.ndarray | None:
+            return store.items(cell, *key, kind)
+
+        results: list[HeadlineResult] = []
+        layers: dict[str, int] = {}
+        models = [m for m in (spec.models if spec else []) if m in set(metrics.model)]
+        models += sorted(set(metrics.model) - set(models))
+        for model in models:
+            df = metrics[metrics.model == model]
+            layers[model] = resolve_layer(df, requested, model)
+            for headline in HEADLINES:
+                res = headline_result(
+                    df, headline, layers[model], items, options, order=order, model=model
+                )
+                if res is not None:
+                    results.append(res)
+    finally:
+        store.close()
+    notes = [*failed]
+    if not results:
+        notes.append("no headline metric (protocol xtreme) at the report layer")
+    title = spec.name if spec else Path(source).stem
+    return Report(title, Path(source), spec, options, layers, results, metrics, notes)
+
+
+def _infer_baseline(cells: pd.DataFrame) -> str:
+    names = list(dict.fromkeys(cells[cells.grp == "baseline"].setting))
+    return names[0] if len(names) == 1 else "baseline"
+
+
+def resolve_layer(df: pd.DataFrame, requested: int | str, model: str = "") -> int:
+    """The report layer: an evaluated hidden-state index, or the highest one for ``"last"``."""
+    available = sorted(int(x) for x in df.layer.unique())
+    if requested == "last":
+        return available[-1]
+    if int(requested) not in available:
+        where = f" for {model}" if model else ""
+        raise UsageError(
+            f"layer {requested} was not evaluated{where}; available: "
+            f"{', '.join(map(str, available))}"
+        )
+    return int(requested)
+
+
+# ---------------------------------------------------------------------------- one headline
+
+
+def headline_rows(df: pd.DataFrame, headline: Headline) -> pd.DataFrame:
+    """The stored rows of one headline metric (all layers), split chosen per language:
+    ``test`` where present, else the split the number was tuned on."""
+    m = df[
+        (df.task == headline.task)
+        & (df.metric == headline.metric)
+        & (df.protocol == headline.protocol)
+    ]
+    m = (
+        m[m.direction.isna()]
+        if headline.direction is None
+        else m[m.direction == headline.direction]
+    )
+    if m.empty:
+        return m
+    chosen = {
+        lang: ("test" if "test" in set(g.split) else sorted(set(g.split))[0])
+        for lang, g in m.groupby("lang")
+    }
+    return m[m.split == m.lang.map(chosen)]
+
+
+def _common_langs(rows: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """Languages every cell has (in first-seen order), and the ones dropped."""
+    all_langs = list(dict.fromkeys(rows.lang))
+    per_cell = [set(g.lang) for _, g in rows.groupby("cell_key")]
+    common = set.intersection(*per_cell) if per_cell else set()
+    return [x for x in all_langs if x in common], [x for x in all_langs if x not in common]
+
+
+def _settings_frame(rows: pd.DataFrame, order: Sequence[str], baseline: str) -> list[tuple]:
+    """(setting, group, [(cell_key, seed), ...]) in display order: baseline, then groups."""
+    out = []
+    for setting, g in rows.groupby("setting", sort=False):
+        cells = g[["cell_key", "seed"]].drop_duplicates().sort_values("seed", na_position="first")
+        seeds = [(c, None if pd.isna(s) else int(s)) for c, s in cells.itertuples(index=False)]
+        out.append((setting, str(g.grp.iloc[0]), seeds))
+    rank = {name: i for i, name in enumerate(order)}
+
+    def key(item: tuple) -> tuple:
+        setting, group, _ = item
+        grp = (
+            0
+            if setting == baseline
+            else 1 + (GROUP_ORDER.index(group) if group in GROUP_ORDER else len(GROUP_ORDER))
+        )
+        return (grp, rank.get(setting, len(rank)), setting)
+
+    return sorted(out, key=key)
+
+
+def headline_result(
+    df: pd.DataFrame,
+    headline: Headline,
+    layer: int,
+    items: ItemSource | None,
+    options: ReportOptions,
+    *,
+    order: Sequence[str] = (),
+    model: str = "",
+) -> HeadlineResult | None:
+    """Scores, deltas vs baseline and CIs of one headline metric for one model."""
+    all_rows = headline_rows(df, headline)
+    rows = all_rows[all_rows.layer == layer]
+    if rows.empty:
+        return None
+    notes: list[str] = []
+    langs, dropped = _common_langs(rows)
+    if dropped:
+        notes.append(
+            f"{headline.label}: {', '.join(dropped)} left out of the means (not every cell has "
+            "them)"
+        )
+    rows = rows[rows.lang.isin(langs)]
+    splits = dict(zip(rows.lang, rows.split, strict=False))
+    tuned = sorted(lang for lang, s in splits.items() if s != "test")
+    if tuned and headline.task == "bucc2018":
+        notes.append(
+            f"{headline.label} for {', '.join(tuned)} is measured on the split its threshold "
+            f"was tuned on ({', '.join(sorted({splits[x] for x in tuned}))}): optimistic"
+        )
+    elif tuned:
+        notes.append(f"{headline.label} for {', '.join(tuned)} is not from a test split")
+    value = rows.pivot_table(index="cell_key", columns="lang", values="value", aggfunc="first")
+    groups = _settings_frame(rows, order, options.baseline)
+
+    reps, sizes, item_notes = _replicates(rows, headline, langs, items, value, options)
+    notes += item_notes
+
+    results: list[SettingResult] = []
+    for setting, group, cells in groups:
+        keys = [c for c, _ in cells]
+        per_seed = [float(np.mean(value.loc[c, langs].to_numpy())) for c in keys]
+        per_lang = {
+            lang: LangResult(float(np.mean(value.loc[keys, lang].to_numpy()))) for lang in langs
+        }
+        results.append(
+            SettingResult(
+                setting, group, [s for _, s in cells], float(np.mean(per_seed)), per_seed, per_lang
+            )
+        )
+    base = next((r for r in results if r.setting == options.baseline), None)
+    others = [r for r in results if r is not base]
+    if base is None:
+        notes.append(f"{headline.label}: no baseline {options.baseline!r} cell, so no deltas")
+    else:
+        base_keys = [c for s, _, cells in groups if s == base.setting for c, _ in cells]
+        for res in others:
+            keys = [c for s, _, cells in groups if s == res.setting for c, _ in cells]
+            _compare(res, base, keys, base_keys, langs, reps, sizes, options)
+    per_layer = _per_layer(all_rows, [r.setting for r in results])
+    result = HeadlineResult(
+        model, headline, layer, langs, splits, base, others, per_layer, notes=notes
+    )
+    if base is not None:
+        result.groups = _group_results(result, groups, reps, options)
+    result.english_vs_multilingual = _head_to_head(result, groups, reps, options)
+    return result
+
+
+def _stratum_key(headline: Headline, lang: str, split: str) -> str:
+    return f"{headline.task}|{lang}|{headline.direction or ''}|{headline.protocol}|{split}"
+
+
+def _cell_items(
+    items: ItemSource, cell: str, key: ItemKey, kinds: tuple[str, ...]
+) -> np.ndarray | None:
+    arrays = [items(cell, key, k) for k in kinds]
+    if any(a is None for a in arrays):
+        return None
+    if len({len(a) for a in arrays}) != 1:  # type: ignore[arg-type]
+        raise DataError(f"items of {key[0]}/{key[1]} in cell {cell}: kinds differ in length")
+    return arrays[0] if len(arrays) == 1 else np.stack(arrays, axis=1)  # type: ignore[arg-type]
+
+
+def _replicates(
+    rows: pd.DataFrame,
+    headline: Headline,
+    langs: list[str],
+    items: ItemSource | None,
+    value: pd.DataFrame,
+    options: ReportOptions,
+) -> tuple[dict[tuple[str, str], np.ndarray], dict[str, int], list[str]]:
+    """Bootstrap replicates of every (cell, language) whose items are stored and consistent,
+    the number of items per language, and notes on what is missing."""
+    kinds, statistic = headline.kinds, headline.statistic
+    cells = list(value.index)
+    reps: dict[tuple[str, str], np.ndarray] = {}
+    sizes: dict[str, int] = {}
+    missing: set[str] = set()
+    inconsistent: list[str] = []
+    for lang in langs:
+        split = rows[rows.lang == lang].split.iloc[0]
+        layer = int(rows.layer.iloc[0])
+        key: ItemKey = (headline.task, lang, layer, headline.direction, headline.protocol, split)
+        have: dict[str, np.ndarray] = {}
+        for cell in cells:
+            arr = _cell_items(items, cell, key, kinds) if items is not None and kinds else None
+            if arr is None:
+                missing.add(lang)
+                continue
+            stored = float(value.loc[cell, lang])
+            if abs(statistic_value(arr, statistic) - stored) > _ITEM_TOLERANCE:
+                inconsistent.append(f"{lang} ({cell})")
+                continue
+            have[cell] = arr
+        if not have:
+            continue
+        lengths = {len(a) for a in have.values()}
+        if len(lengths) != 1:
+            raise DataError(
+                f"{headline.task}/{lang}: per-sentence items differ in length across cells "
+                f"({', '.join(map(str, sorted(lengths)))}); the cells did not score the same data"
+            )
+        r = bootstrap_replicates(
+            list(have.values()),
+            statistic,
+            n_boot=options.bootstrap,
+            seed=options.seed,
+            key=_stratum_key(headline, lang, split),
+        )
+        for i, cell in enumerate(have):
+            reps[(cell, lang)] = r[i]
+        sizes[lang] = lengths.pop()
+    notes = []
+    if missing:
+        notes.append(
+            f"{headline.label}: no per-sentence items stored for {_short(sorted(missing))}; "
+            "deltas involving them have no sentence-level CI"
+        )
+    if inconsistent:
+        notes.append(
+            f"{headline.label}: stored items do not reproduce the stored metric for "
+            f"{_short(inconsistent)}; no CI is computed from them"
+        )
+    return reps, sizes, notes
+
+
+def _short(names: list[str], n: int = 8) -> str:
+    return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")
+
+
+def _setting_reps(
+    reps: dict[tuple[str, str], np.ndarray], keys: list[str], lang: str
+) -> np.ndarray | None:
+    """Seed-averaged replicates of one setting in one language, or None if any seed lacks them."""
+    arrays = [reps.get((c, lang)) for c in keys]
+    if any(a is None for a in arrays):
+        return None
+    return np.mean(arrays, axis=0)
+
+
+def _mean_ci(
+    estimate: float, per_lang_reps: list[np.ndarray | None], options: ReportOptions, n: int
+) -> CI | None:
+    """CI of a mean over languages from per-language replicate differences (None if any lacks
+    them: a CI over a subset of the languages would describe a different number)."""
+    if not per_lang_reps or any(r is None for r in per_lang_reps):
+        return None
+    return percentile_ci(estimate, np.mean(per_lang_reps, axis=0), options.confidence, n=n)
+
+
+def _compare(
+    res: SettingResult,
+    base: SettingResult,
+    keys: list[str],
+    base_keys: list[str],
+    langs: list[str],
+    reps: dict[tuple[str, str], np.ndarray],
+    sizes: dict[str, int],
+    options: ReportOptions,
+) -> None:
+    """Fill in ``res``'s deltas vs the baseline and their CIs (per language and overall)."""
+    res.delta = res.score - base.score
+    diffs: list[np.ndarray | None] = []
+    for lang in langs:
+        lr = res.per_lang[lang]
+        lr.delta = lr.value - base.per_lang[lang].value
+        a, b = _setting_reps(reps, base_keys, lang), _setting_reps(reps, keys, lang)
+        d = None if a is None or b is None else b - a
+        diffs.append(d)
+        if d is not None:
+            lr.ci = percentile_ci(lr.delta, d, options.confidence, n=sizes[lang])
+    res.ci = _mean_ci(res.delta, diffs, options, n=sum(sizes.get(x, 0) for x in langs))
+    if res.ci is None:
+        res.ci_note = "no per-sentence items for every language"
+    res.seed_ci = t_interval([s - base.score for s in res.per_seed], options.confidence)
+
+
+def _group_results(
+    result: HeadlineResult,
+    groups: list[tuple],
+    reps: dict[tuple[str, str], np.ndarray],
+    options: ReportOptions,
+) -> list[GroupResult]:
+    """Mean delta per resource group and per script, for every non-baseline setting."""
+    assert result.baseline is not None
+    keys_of = {s: [c for c, _ in cells] for s, _, cells in groups}
+    base_keys = keys_of[result.baseline.setting]
+    buckets: list[tuple[str, str, list[str]]] = []
+    for grp in RESOURCE_GROUPS:
+        members = [x for x in result.languages if resource_group(x) == grp]
+        if members:
+            buckets.append(("resource", grp, members))
+    for sc in sorted({script(x) for x in result.languages}):
+        buckets.append(("script", sc, [x for x in result.languages if script(x) == sc]))
+    out = []
+    for res in result.settings:
+        for kind, grp, members in buckets:
+            delta = float(np.mean([res.per_lang[x].delta for x in members]))
+            diffs = []
+            for x in members:
+                a = _setting_reps(reps, base_keys, x)
+                b = _setting_reps(reps, keys_of[res.setting], x)
+                diffs.append(None if a is None or b is None else b - a)
+            ci = _mean_ci(delta, diffs, options, n=len(members))
+            out.append(GroupResult(kind, grp, res.setting, members, delta, ci))
+    return out
+
+
+def _head_to_head(
+    result: HeadlineResult,
+    groups: list[tuple],
+    reps: dict[tuple[str, str], np.ndarray],
+    options: ReportOptions,
+) -> HeadToHead | None:
+    """Best English setting vs best multilingual setting (chosen on these numbers)."""
+    english = [r for r in result.settings if r.group == "english"]
+    multi = [r for r in result.settings if r.group == "multilingual"]
+    if not english or not multi:
+        return None
+    e = max(english, key=lambda r: r.score)
+    m = max(multi, key=lambda r: r.score)
+    keys_of = {s: [c for c, _ in cells] for s, _, cells in groups}
+    delta = e.score - m.score
+    diffs = []
+    for x in result.languages:
+        a, b = (
+            _setting_reps(reps, keys_of[m.setting], x),
+            _setting_reps(reps, keys_of[e.setting], x),
+        )
+        diffs.append(None if a is None or b is None else b - a)
+    ci = _mean_ci(delta, diffs, options, n=len(result.languages))
+    common = sorted(set(e.seeds) & set(m.seeds) - {None})  # type: ignore[operator]
+    seed_ci = None
+    if len(common) >= 2:
+        e_by = dict(zip(e.seeds, e.per_seed, strict=True))
+        m_by = dict(zip(m.seeds, m.per_seed, strict=True))
+        seed_ci = t_interval([e_by[s] - m_by[s] for s in common], options.confidence)
+    return HeadToHead(m, e, delta, ci, seed_ci)
+
+
+def _per_layer(rows: pd.DataFrame, settings: list[str]) -> pd.DataFrame:
+    """Mean over languages (common to every cell at that layer) and seeds, per layer."""
+    out: dict[int, dict[str, float]] = {}
+    for layer, g in rows.groupby("layer"):
+        langs, _ = _common_langs(g)
+        g = g[g.lang.isin(langs)]
+        per_cell = g.groupby(["setting", "cell_key"]).value.mean()
+        out[int(layer)] = per_cell.groupby(level="setting").mean().to_dict()
+    frame = pd.DataFrame.from_dict(out, orient="index").sort_index()
+    return frame.reindex(columns=[s for s in settings if s in frame.columns])
+
+
+# ---------------------------------------------------------------------------- results files
+
+
+def decode_result_items(
+    doc: dict[str, Any], path: Path | str
+) -> dict[tuple[ItemKey, str], np.ndarray]:
+    """The ``items`` of a results file (entries in the ``{dtype, n, data}`` form of
+    :func:`xstilts.experiment.store.items_to_json` plus their key fields), keyed like the
+    store's. A file without items gives an empty dict; a malformed entry is a one-line error
+    naming the file and the entry, checked before decoding (a short buffer must not pass)."""
+    from xstilts.experiment.store import decode_items
+
+    out: dict[tuple[ItemKey, str], np.ndarray] = {}
+    entries = doc.get("items") or []
+    if not isinstance(entries, list):
+        raise DataError(f"{path}: items must be a list")
+    for i, it in enumerate(entries):
+        where = f"{path}: items[{i}]"
+        try:
+            n = int(it["n"])
+            dtype = str(it["dtype"])
+            raw = base64.b64decode(it["data"], validate=True)
+            key: ItemKey = (
+                str(it["task"]),
+                str(it["lang"]),
+                int(it["layer"]),
+                it.get("direction") or None,
+                str(it["protocol"]),
+                str(it["split"]),
+            )
+            kind = str(it["kind"])
+        except (KeyError, TypeError, ValueError, binascii.Error) as exc:
+            raise DataError(f"{where}: malformed items entry ({exc})") from None
+        need = math.ceil(n / 8) if dtype == "bits" else 4 * n
+        if dtype not in ("bits", "f4") or n < 0 or len(raw) != need:
+            raise DataError(f"{where}: {len(raw)} bytes do not hold {n} {dtype!r} values")
+        out[(key, kind)] = decode_items(dtype, n, raw)
+    return out
+
+
+def results_frame(doc: dict[str, Any], cell: str, setting: str, group: str) -> pd.DataFrame:
+    """A results file's metric rows as if they were one cell of a store."""
+    df = pd.DataFrame(doc["metrics"], columns=list(_METRIC_COLUMNS))
+    df["direction"] = df["direction"].astype(object).where(df["direction"].notna(), None)
+    return df.assign(model="", setting=setting, grp=group, seed=None, cell_key=cell)
+
+
+_METRIC_COLUMNS = ("task", "lang", "layer", "direction", "metric", "value", "protocol", "split")
+
+
+def compare_results(
+    path_a: Path,
+    path_b: Path,
+    *,
+    layer: int | None = None,
+    bootstrap: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[list[HeadlineResult], int]:
+    """Per-language comparison of two single evaluations (B minus A) at one layer.
+
+    The files must be evaluations of the same task, protocol and languages; where both carry
+    per-sentence items the deltas get paired bootstrap CIs. Returns the results and the layer.
+    """
+    from xstilts.results import load_results
+
+    docs = [load_results(path_a), load_results(path_b)]
+    (a, b), paths = docs, (path_a, path_b)
+    if a.get("task") != b.get("task"):
+        raise DataError(
+            f"{path_a} is {a.get('task')} but {path_b} is {b.get('task')}: compare "
+            "results of the same task"
+        )
+    proto = [d.get("settings", {}).get("protocol", "xtreme") for d in docs]
+    if proto[0] != proto[1]:
+        raise DataError(f"{path_a} uses protocol {proto[0]} but {path_b} uses {proto[1]}")
+    langs = [set(d.get("languages") or []) for d in docs]
+    if langs[0] != langs[1]:
+        only_a, only_b = sorted(langs[0] - langs[1]), sorted(langs[1] - langs[0])
+        raise DataError(
+            f"{path_a} and {path_b} cover different languages (only in A: "
+            f"{', '.join(only_a) or '-'}; only in B: {', '.join(only_b) or '-'})"
+        )
+    names = [Path(p).stem for p in paths]
+    if names[0] == names[1]:
+        names = [f"A:{names[0]}", f"B:{names[1]}"]
+    items = [decode_result_items(d, p) for d, p in zip(docs, paths, strict=True)]
+    for key in items[0].keys() & items[1].keys():
+        n_a, n_b = len(items[0][key]), len(items[1][key])
+        if n_a != n_b:
+            (task, lang, lay, direction, _, split), kind = key
+            where = f"{task}/{lang} layer {lay} {direction or ''} {split} {kind}".replace("  ", " ")
+            raise DataError(
+                f"items of {where}: {n_a} in {path_a} but {n_b} in {path_b}; the "
+                "files did not score the same sentences"
+            )
+    df = pd.concat(
+        [results_frame(a, "A", names[0], "baseline"), results_frame(b, "B", names[1], "other")],
+        ignore_index=True,
+    )
+    if df.empty:
+        raise DataError(f"{path_a}, {path_b}: no metrics to compare")
+    common = sorted(set(df[df.cell_key == "A"].layer) & set(df[df.cell_key == "B"].layer))
+    if not common:
+        raise DataError(f"{path_a} and {path_b} share no evaluated layer")
+    use = resolve_layer(df[df.layer.isin(common)], layer if layer is not None else "last")
+
+    def source(cell: str, key: ItemKey, kind: str) -> np.ndarray | None:
+        return items[0 if cell == "A" else 1].get((key, kind))
+
+    options = ReportOptions(
+        baseline=names[0], bootstrap=max(bootstrap, 100), confidence=confidence, seed=seed
+    )
+    results = []
+    for headline in (*HEADLINES, *MTEB_HEADLINES):
+        res = headline_result(df, headline, use, source, options, order=names)
+        if res is not None:
+            results.append(res)
+    if not results:
+        raise DataError(f"{path_a}, {path_b}: no comparable headline metric at layer {use}")
+    return results, use
