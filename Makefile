@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 export XSTILTS_DATA ?= $(abspath ../shared/data)
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: venv quickstart test lint bench clean
+.PHONY: venv chromium quickstart test lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,13 @@ venv: $(VENV)/.installed
 quickstart: venv
 	$(BIN)/xstilts quickstart
 
-test: venv
+# The report test opens the HTML page in Debian's headless Chromium (never a downloaded browser).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+
+test: venv chromium
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/pytest -q
 
