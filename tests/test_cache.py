@@ -91,6 +91,7 @@ def test_cache_roundtrip_subsets_and_corruption(tmp_path: Path, caplog):
 def test_second_evaluate_is_served_from_cache_without_loading_the_model(
     tiny_model, data_dir, tmp_path, capsys, monkeypatch
 ):
+    monkeypatch.setenv("XSTILTS_CACHE", str(tmp_path / "cache"))  # start empty
     args = [
         "evaluate",
         "--model",

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -85,19 +84,22 @@ def make_progress() -> Progress:
     )
 
 
-def parse_layers(spec: str, num_hidden_states: int) -> list[int] | None:
-    """``all`` -> None (every hidden state), ``last``, or a comma list of indices."""
+def parse_layers(spec: str, num_hidden_states: int | None = None) -> list[int] | None:
+    """``all`` -> None (every hidden state), ``last``, or a comma list of indices.
+
+    ``last`` is -1 (resolved by the encoder) unless ``num_hidden_states`` is given.
+    """
     spec = spec.strip().lower()
     if spec == "all":
         return None
     out: list[int] = []
     for item in spec.split(","):
         item = item.strip()
-        if item == "last":
-            out.append(num_hidden_states - 1)
-            continue
         try:
-            out.append(int(item))
+            if item == "last":
+                out.append(num_hidden_states - 1 if num_hidden_states else -1)
+            else:
+                out.append(int(item))
         except ValueError:
             raise UsageError(
                 f"--layer {spec!r}: expected 'all', 'last' or hidden-state indices like 8 or 8,12"
@@ -307,21 +309,14 @@ def evaluate(
 ) -> None:
     """Evaluate an encoder zero-shot on a retrieval task, for one, several or all layers."""
     from xstilts.data.registry import get_task
-    from xstilts.encode import LazyEncoder, configure_threads
-    from xstilts.evaluate import EvalConfig
-    from xstilts.evaluate import evaluate as run_eval
+    from xstilts.evaluate import EvalConfig, evaluate_model
     from xstilts.io import write_json_atomic
-    from xstilts.models import resolve_model
     from xstilts.paths import resolve_data_dir
     from xstilts.search import MARGINS
 
     spec = get_task(task)
     lang_list = spec.parse_langs(langs or spec.default_langs)
-    if protocol not in spec.protocols:
-        raise UsageError(
-            f"--protocol {protocol!r} does not apply to {spec.name} "
-            f"(choose {' or '.join(spec.protocols)})"
-        )
+    spec.check_protocol(protocol)
     if margin not in MARGINS:
         raise UsageError(f"--margin {margin!r}: choose one of {', '.join(MARGINS)}")
     if search not in ("auto", "faiss", "numpy"):
@@ -334,16 +329,10 @@ def evaluate(
             f"data directory {root} does not exist; fetch data with `xstilts data fetch "
             f"{spec.name}` or point --data-dir / XSTILTS_DATA at it"
         )
-    configure_threads()
-    t0 = time.perf_counter()
-    with err.status(f"resolving {model} ..."):
-        ref = resolve_model(model, trust_remote_code=trust_remote_code)
-        encoder = LazyEncoder(ref, device=device, dtype=dtype, max_length=max_length)
-    load_s = time.perf_counter() - t0
     cfg = EvalConfig(
         task=spec.name,
         langs=lang_list,
-        layers=parse_layers(layer, encoder.num_hidden_states),
+        layers=parse_layers(layer),
         pooling=pooling,
         prefix=prefix,
         query_prefix=query_prefix,
@@ -361,20 +350,22 @@ def evaluate(
         save_predictions=save_predictions,
     )
     with make_progress() as progress:
-        results = run_eval(
-            encoder,
+        results = evaluate_model(
+            model,
             cfg,
             root,
-            model_info=ref.describe(),
+            device=device,
+            dtype=dtype,
+            max_length=max_length,
+            trust_remote_code=trust_remote_code,
             progress=RichProgress(progress),
-            load_s=load_s,
         )
     print_results(results)
     t = results["timings"]
     enc = results["encoding"]
     cached = f", {enc['sentences_from_cache']} from cache" if enc["sentences_from_cache"] else ""
     err.print(
-        f"{enc['sentences_encoded']} sentences encoded{cached} ({encoder.dtype}, "
+        f"{enc['sentences_encoded']} sentences encoded{cached} ({results['settings']['dtype']}, "
         f"padding {100 * enc['padding_ratio']:.0f}%); encode {t['encode_s']:.1f}s, "
         f"search {t['search_s']:.1f}s, total {t['total_s']:.1f}s"
     )
@@ -531,25 +522,42 @@ def models_list() -> None:
     out.print("Any Hugging Face encoder works too: --model xlm-roberta-large or --model ./my-model")
 
 
-@app.command()
-def quickstart(
-    out_dir: Annotated[Path, typer.Option("--out", help="Where results go.")] = Path(
-        "quickstart-out"
-    ),
-    data_dir: Annotated[
-        Path | None, typer.Option(help="Data root (default: $XSTILTS_DATA).")
-    ] = None,
-) -> None:
-    """The first result: builtin multilingual-e5-small on Tatoeba, 10 languages, 8 scripts."""
-    evaluate(
-        model="builtin:multilingual-e5-small",
-        task="tatoeba",
-        langs="de,fr,ru,ar,hi,zh,ja,th,ka,sw",
-        layer="8,12",
-        prefix="query: ",
-        data_dir=data_dir,
-        out_path=out_dir / "tatoeba.json",
-    )
+def _register_experiment() -> None:
+    from xstilts.cli_experiment import quickstart_command, run_command
+
+    app.command("run")(run_command)
+    app.command("quickstart")(quickstart_command)
+
+
+_register_experiment()
+
+
+def _register_train() -> None:
+    from xstilts.cli_train import train_command
+
+    app.command("train")(train_command)
+
+
+_register_train()
+
+
+def _register_report() -> None:
+    from xstilts.cli_report import compare_command, report_command
+
+    app.command("report")(report_command)
+    app.command("compare")(compare_command)
+
+
+_register_report()
+
+
+def _register_scale() -> None:
+    from xstilts.cli_scale import register
+
+    register(app)
+
+
+_register_scale()
 
 
 def main() -> None:

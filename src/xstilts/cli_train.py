@@ -81,7 +81,8 @@ def train_command(
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"])
-        raise UsageError(f"--{field.replace('_', '-')}: {first['msg']}") from None
+        msg = first["msg"].removeprefix("Value error, ")
+        raise UsageError(f"--{field.replace('_', '-')}: {msg}") from None
 
     progress = Progress(
         TextColumn("training"),

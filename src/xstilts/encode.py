@@ -137,15 +137,20 @@ def length_sorted_batches(
 
 
 def check_layers(layers: Sequence[int] | None, num_hidden_states: int) -> list[int]:
-    """Validate hidden-state indices against a model (None = all of them)."""
+    """Validate hidden-state indices against a model (None = all of them).
+
+    Negative indices count from the end as in Python (-1 = the last hidden state), so a
+    request can say "last" before the model is known.
+    """
     if layers is None:
         return list(range(num_hidden_states))
-    bad = [i for i in layers if not 0 <= i < num_hidden_states]
+    resolved = [i + num_hidden_states if i < 0 else i for i in layers]
+    bad = [orig for orig, i in zip(layers, resolved, strict=True) if not 0 <= i < num_hidden_states]
     if bad:
         raise UsageError(
             f"layer {bad[0]} out of range: this model has hidden states 0..{num_hidden_states - 1}"
         )
-    return list(layers)
+    return list(dict.fromkeys(resolved))
 
 
 def pool(

@@ -1,5 +1,9 @@
 """The results file: one JSON document per evaluation, with a schema version.
 
+``items`` holds the per-sentence outcomes behind the metrics (for paired bootstrap CIs in
+``xstilts compare`` and reports): rows with the same key columns plus ``kind`` and the values
+as ``{dtype, n, data}`` (base64; booleans as packed bits).
+
 ``pandas.DataFrame(results["metrics"])`` is the whole result: a tidy list of rows
 ``{task, lang, layer, direction, metric, value, protocol, split}`` where ``lang`` is the ISO
 639-1 code where one exists (else the LASER code), ``layer`` the hidden-state index (0 = the
@@ -8,6 +12,7 @@ embedding output), and ``direction`` one of ``"en->x"``, ``"x->en"``, ``"mean"``
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import platform
@@ -15,6 +20,8 @@ import sys
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from xstilts import __version__
 from xstilts.errors import DataError
@@ -47,6 +54,32 @@ def metric_row(
     }
 
 
+def encode_items(values: np.ndarray) -> tuple[str, bytes]:
+    """Compact storage: booleans as packed bits, everything else as float32."""
+    values = np.asarray(values)
+    if values.dtype == bool:
+        return "bits", np.packbits(values).tobytes()
+    return "f4", values.astype("<f4").tobytes()
+
+
+def decode_items(dtype: str, n: int, data: bytes) -> np.ndarray:
+    """Inverse of :func:`encode_items`."""
+    if dtype == "bits":
+        return np.unpackbits(np.frombuffer(data, np.uint8), count=n).astype(bool)
+    return np.frombuffer(data, "<f4", count=n).copy()
+
+
+def items_to_json(values: np.ndarray) -> dict[str, Any]:
+    """The results-file form of an items array: ``{dtype, n, data}`` with base64 data."""
+    dtype, blob = encode_items(values)
+    return {"dtype": dtype, "n": len(values), "data": base64.b64encode(blob).decode()}
+
+
+def items_from_json(doc: dict[str, Any]) -> np.ndarray:
+    """Inverse of :func:`items_to_json`."""
+    return decode_items(doc["dtype"], int(doc["n"]), base64.b64decode(doc["data"]))
+
+
 def environment() -> dict[str, Any]:
     """Python, platform and package versions, so a number can be reproduced."""
     versions: dict[str, str | None] = {}
@@ -73,6 +106,7 @@ def build_results(
     timings: dict[str, float],
     metrics: list[dict[str, Any]],
     encoding: dict[str, Any] | None = None,
+    items: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Assemble a results document (see the module docstring for the metrics schema)."""
     return {
@@ -88,6 +122,7 @@ def build_results(
         "encoding": encoding or {},
         "environment": environment(),
         "metrics": metrics,
+        "items": items or [],
     }
 
 

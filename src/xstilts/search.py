@@ -23,6 +23,8 @@ from typing import Literal
 import numpy as np
 
 Backend = Literal["auto", "faiss", "numpy"]
+# (queries, corpus, k) -> (scores, indices), best first: what margin mining searches with.
+KnnFn = Callable[[np.ndarray, np.ndarray, int], tuple[np.ndarray, np.ndarray]]
 MARGINS = ("ratio", "distance", "absolute")
 
 
@@ -144,16 +146,25 @@ class MinedPairs:
 
 
 def margin_candidates(
-    x: np.ndarray, y: np.ndarray, k: int = 4, margin: str = "ratio", backend: Backend = "auto"
+    x: np.ndarray,
+    y: np.ndarray,
+    k: int = 4,
+    margin: str = "ratio",
+    backend: Backend = "auto",
+    knn_fn: KnnFn | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Best margin-scored candidate for every source and every target row (both directions).
 
     ``x`` and ``y`` must be L2-normalised. Returns ``(src, tgt, score)`` with
     ``len(x) + len(y)`` candidates: first each x's best y, then each y's best x.
+    ``knn_fn(queries, corpus, k)`` replaces exact :func:`knn` (e.g. an approximate index from
+    :mod:`xstilts.index`); it receives ``x`` and ``y`` as given, so it may also normalise
+    memory-mapped rows block by block itself.
     """
     fn = margin_function(margin)
-    x2y_sim, x2y_ind = knn(x, y, k, backend)
-    y2x_sim, y2x_ind = knn(y, x, k, backend)
+    search = knn_fn or (lambda q, c, n: knn(q, c, n, backend))
+    x2y_sim, x2y_ind = search(x, y, k)
+    y2x_sim, y2x_ind = search(y, x, k)
     x2y_mean = x2y_sim.mean(axis=1)
     y2x_mean = y2x_sim.mean(axis=1)
     fwd = fn(x2y_sim, (x2y_mean[:, None] + y2x_mean[x2y_ind]) / 2)
@@ -168,15 +179,21 @@ def margin_candidates(
 
 
 def mine(
-    x: np.ndarray, y: np.ndarray, k: int = 4, margin: str = "ratio", backend: Backend = "auto"
+    x: np.ndarray,
+    y: np.ndarray,
+    k: int = 4,
+    margin: str = "ratio",
+    backend: Backend = "auto",
+    knn_fn: KnnFn | None = None,
 ) -> MinedPairs:
     """Margin-based bitext mining (LASER ``mine`` mode, ``max`` retrieval).
 
     Candidates from both directions are taken best-first and kept only when neither side has
     been used yet, so the result is a one-to-one alignment. ``x``/``y`` must be normalised and
     deduplicated by the caller (duplicate sentences would otherwise split their neighbourhood).
+    ``knn_fn``: see :func:`margin_candidates`.
     """
-    src, tgt, score = margin_candidates(x, y, k, margin, backend)
+    src, tgt, score = margin_candidates(x, y, k, margin, backend, knn_fn)
     order = np.argsort(-score, kind="stable")
     seen_src = np.zeros(len(x), dtype=bool)
     seen_tgt = np.zeros(len(y), dtype=bool)

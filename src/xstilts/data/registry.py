@@ -12,21 +12,28 @@ from pathlib import Path
 
 from xstilts.data.bucc import BUCC_LANGS, find_splits
 from xstilts.data.languages import ALL_TATOEBA, parse_tatoeba_langs, to_laser
+from xstilts.data.lareqa import LAREQA_LANGS, lareqa_path
+from xstilts.data.mewsli import ENTITY_FILE, MEWSLI_LANGS, mentions_file, mewsli_dir
 from xstilts.data.tatoeba import tatoeba_paths
-from xstilts.errors import DataError, closest
+from xstilts.errors import DataError, UsageError, closest
 
 
-def _parse_bucc_langs(spec: str) -> list[str]:
-    items = [s.strip().lower() for s in spec.split(",") if s.strip()]
-    if items in (["all"], ["xtreme"]):
-        return list(BUCC_LANGS)
-    bad = [s for s in items if s not in BUCC_LANGS]
-    if bad or not items:
-        raise DataError(
-            f"unknown BUCC 2018 language {bad[0] if bad else spec!r}; "
-            f"valid: {', '.join(BUCC_LANGS)} (or 'all')"
-        )
-    return list(dict.fromkeys(items))
+def _fixed_langs(label: str, valid: tuple[str, ...]) -> Callable[[str], list[str]]:
+    """A language parser for a task with a fixed language set (``all``/``xtreme`` = all)."""
+
+    def parse(spec: str) -> list[str]:
+        items = [s.strip().lower() for s in spec.split(",") if s.strip()]
+        if items in (["all"], ["xtreme"], ["xtreme-r"]):
+            return list(valid)
+        bad = [s for s in items if s not in valid]
+        if bad or not items:
+            raise DataError(
+                f"unknown {label} language {bad[0] if bad else spec!r}; "
+                f"valid: {', '.join(valid)} (or 'all')"
+            )
+        return list(dict.fromkeys(items))
+
+    return parse
 
 
 def _tatoeba_files(data_dir: Path, lang: str) -> list[Path]:
@@ -43,6 +50,14 @@ def _bucc_files(data_dir: Path, lang: str) -> list[Path]:
     return [p for triple in found.values() for p in triple if p is not None]
 
 
+def _lareqa_files(data_dir: Path, lang: str) -> list[Path]:
+    return [lareqa_path(data_dir, lang)]
+
+
+def _mewsli_files(data_dir: Path, lang: str) -> list[Path]:
+    return [mentions_file(data_dir)[1], mewsli_dir(data_dir) / ENTITY_FILE]
+
+
 @dataclass(frozen=True)
 class RetrievalTask:
     """Metadata of one zero-shot retrieval task."""
@@ -55,6 +70,15 @@ class RetrievalTask:
     reference: str
     parse_langs: Callable[[str], list[str]]
     files: Callable[[Path, str], list[Path]]  # files expected for one language
+    protocols: tuple[str, ...] = ("xtreme",)  # --protocol values; the first is the default
+
+    def check_protocol(self, protocol: str) -> None:
+        """Raise a one-line usage error unless ``protocol`` is defined for this task."""
+        if protocol not in self.protocols:
+            raise UsageError(
+                f"--protocol {protocol!r} does not apply to {self.name} "
+                f"(choose {' or '.join(self.protocols)})"
+            )
 
 
 TASKS: dict[str, RetrievalTask] = {
@@ -69,6 +93,7 @@ TASKS: dict[str, RetrievalTask] = {
             reference="Artetxe & Schwenk 2019; XTREME (Hu et al. 2020)",
             parse_langs=parse_tatoeba_langs,
             files=_tatoeba_files,
+            protocols=("xtreme", "mteb"),
         ),
         RetrievalTask(
             name="bucc2018",
@@ -77,8 +102,30 @@ TASKS: dict[str, RetrievalTask] = {
             default_langs="all",
             metric="f1",
             reference="Zweigenbaum et al. 2018; Artetxe & Schwenk 2019; XTREME",
-            parse_langs=_parse_bucc_langs,
+            parse_langs=_fixed_langs("BUCC 2018", BUCC_LANGS),
             files=_bucc_files,
+            protocols=("xtreme", "mteb"),
+        ),
+        RetrievalTask(
+            name="lareqa",
+            description="LAReQA on XQuAD-R: questions retrieve answer sentences from an "
+            "11-language pool, mAP@20 (XTREME-R) and mAP",
+            languages=LAREQA_LANGS,
+            default_langs="all",
+            metric="map@20",
+            reference="Roy et al. 2020 (LAReQA); XTREME-R (Ruder et al. 2021)",
+            parse_langs=_fixed_langs("LAReQA", LAREQA_LANGS),
+            files=_lareqa_files,
+        ),
+        RetrievalTask(
+            name="mewsli-x",
+            description="Mewsli-X: entity mentions retrieve their entity's description, mAP@20",
+            languages=MEWSLI_LANGS,
+            default_langs="all",
+            metric="map@20",
+            reference="Botha et al. 2020 (Mewsli); XTREME-R (Ruder et al. 2021)",
+            parse_langs=_fixed_langs("Mewsli-X", MEWSLI_LANGS),
+            files=_mewsli_files,
         ),
     )
 }
@@ -87,8 +134,12 @@ TASKS: dict[str, RetrievalTask] = {
 def get_task(name: str) -> RetrievalTask:
     """Look a task up by name; unknown names list the valid ones."""
     key = name.strip().lower()
-    if key in ("bucc", "bucc18"):
-        key = "bucc2018"
+    key = {
+        "bucc": "bucc2018",
+        "bucc18": "bucc2018",
+        "mewsli": "mewsli-x",
+        "mewslix": "mewsli-x",
+    }.get(key, key)
     if key not in TASKS:
         raise DataError(
             f"unknown task {name!r}{closest(key, list(TASKS))}; valid tasks: {', '.join(TASKS)}"

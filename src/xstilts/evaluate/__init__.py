@@ -17,15 +17,22 @@ from typing import Any
 from xstilts.cache import EmbeddingCache
 from xstilts.data.registry import get_task
 from xstilts.encode import Encoder, LazyEncoder
-from xstilts.errors import UsageError
 from xstilts.evaluate.bucc import evaluate_bucc
 from xstilts.evaluate.common import EvalConfig, EvalContext, ProgressHook
 from xstilts.evaluate.lareqa import evaluate_lareqa
 from xstilts.evaluate.mewsli import evaluate_mewsli
 from xstilts.evaluate.tatoeba import evaluate_tatoeba, tatoeba_metrics
-from xstilts.results import build_results
+from xstilts.results import build_results, items_to_json
 
-__all__ = ["EVALUATORS", "EvalConfig", "EvalContext", "ProgressHook", "evaluate", "tatoeba_metrics"]
+__all__ = [
+    "EVALUATORS",
+    "EvalConfig",
+    "EvalContext",
+    "ProgressHook",
+    "evaluate",
+    "evaluate_model",
+    "tatoeba_metrics",
+]
 
 Evaluator = Callable[[EvalContext], tuple[list[dict[str, Any]], dict[str, Any]]]
 EVALUATORS: dict[str, Evaluator] = {
@@ -47,11 +54,7 @@ def evaluate(
 ) -> dict[str, Any]:
     """Run one task on one encoder and return a results document (see :mod:`xstilts.results`)."""
     task = get_task(cfg.task)
-    if cfg.protocol not in task.protocols:
-        raise UsageError(
-            f"--protocol {cfg.protocol!r} does not apply to {task.name} "
-            f"(choose {' or '.join(task.protocols)})"
-        )
+    task.check_protocol(cfg.protocol)
     ref = getattr(encoder, "ref", None)
     ctx = EvalContext(
         encoder,
@@ -94,4 +97,36 @@ def evaluate(
         },
         metrics=rows,
         encoding={**ctx.totals.report(), "model_loaded": getattr(encoder, "loaded", True)},
+        items=[
+            {**{k: v for k, v in it.items() if k != "values"}, **items_to_json(it["values"])}
+            for it in ctx.items
+        ],
+    )
+
+
+def evaluate_model(
+    model: str,
+    cfg: EvalConfig,
+    data_dir: Path,
+    *,
+    device: str | None = None,
+    dtype: str = "auto",
+    max_length: int = 512,
+    trust_remote_code: bool = False,
+    progress: ProgressHook | None = None,
+) -> dict[str, Any]:
+    """Resolve ``model`` (hub id, directory, run directory or builtin:NAME) and evaluate it.
+
+    The model is loaded lazily: when every embedding comes from the cache it is never built.
+    """
+    from xstilts.encode import configure_threads
+    from xstilts.models import resolve_model
+
+    configure_threads()
+    t0 = time.perf_counter()
+    ref = resolve_model(model, trust_remote_code=trust_remote_code)
+    encoder = LazyEncoder(ref, device=device, dtype=dtype, max_length=max_length)
+    load_s = time.perf_counter() - t0
+    return evaluate(
+        encoder, cfg, data_dir, model_info=ref.describe(), progress=progress, load_s=load_s
     )

@@ -25,7 +25,7 @@ import numpy as np
 
 from xstilts.data.bucc import BuccSplit, load_bucc_split, tuning_and_test_splits
 from xstilts.evaluate.common import EvalContext
-from xstilts.evaluate.mteb import bitext_scores, mteb_rows
+from xstilts.evaluate.mteb import MTEB_DIRECTION, mteb_rows, scores_of, top1
 from xstilts.io import write_text_atomic
 from xstilts.metrics import ThresholdResult, apply_threshold, optimize_threshold
 from xstilts.results import metric_row
@@ -150,10 +150,15 @@ def _mteb_split(ctx: EvalContext, split: BuccSplit) -> tuple[list[dict[str, Any]
                 ("mteb", enj[gold_en], aligned),  # BUCC.v2: gold pairs only, aligned
                 ("mteb-v1", enj, gold_en),  # BUCC: the whole English side
             ):
-                scores = bitext_scores(qj, corpus, gold, ctx.cfg.search_backend)
+                predicted = top1(qj, corpus, ctx.cfg.search_backend)
                 rows += mteb_rows(
-                    "bucc2018", split.lang, layer, scores, protocol=protocol, split=split.split
-                )
+                    "bucc2018", split.lang, layer, scores_of(predicted, gold),
+                    protocol=protocol, split=split.split,
+                )  # fmt: skip
+                ctx.add_items(
+                    "bucc2018", split.lang, layer, "correct", predicted == gold,
+                    direction=MTEB_DIRECTION, protocol=protocol, split=split.split,
+                )  # fmt: skip
     return rows, {**_split_sizes(split, len(uq), len(uen)), "queries": len(queries)}
 
 
@@ -227,7 +232,32 @@ def evaluate_bucc(ctx: EvalContext) -> tuple[list[dict[str, Any]], dict[str, Any
                                 "".join(f"{a}\t{b}\n" for a, b in pairs),
                             )
                     rows.extend(_rows(lang, layer, split.split, res, bool(gold)))
+                    if gold:
+                        for kind, counts in per_sentence_counts(
+                            split, cand, correct, res.threshold
+                        ).items():
+                            ctx.add_items("bucc2018", lang, layer, kind, counts, split=split.split)
     return rows, sizes
+
+
+def per_sentence_counts(
+    split: BuccSplit, cand: BuccCandidates, correct: np.ndarray, threshold: float
+) -> dict[str, np.ndarray]:
+    """Per source sentence: predicted pairs, correct predicted pairs, gold pairs.
+
+    Their sums give the split's P/R/F1 exactly (P = sum tp / sum pred, R = sum tp / sum gold),
+    so a bootstrap over source sentences resamples the very numbers reported.
+    """
+    pos = {sid: i for i, sid in enumerate(split.x_ids)}
+    out = {k: np.zeros(len(split.x_ids), np.float32) for k in ("pred", "tp", "gold")}
+    keep = cand.scores >= threshold
+    for sid, kept, ok in zip(cand.x_ids, keep, correct, strict=True):
+        if kept:
+            out["pred"][pos[sid]] += 1
+            out["tp"][pos[sid]] += ok
+    for sid, _ in split.gold or ():
+        out["gold"][pos[sid]] += 1
+    return out
 
 
 def _inverse(groups: list[list[int]]) -> np.ndarray:

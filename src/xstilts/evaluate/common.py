@@ -113,6 +113,38 @@ class EvalContext:
     model_key: str | None = None  # content hash of weights + tokenizer; None disables caching
     timer: Timer = field(default_factory=Timer)
     totals: EncodingTotals = field(default_factory=EncodingTotals)
+    items: list[dict[str, Any]] = field(default_factory=list)
+
+    def add_items(
+        self,
+        task: str,
+        lang: str,
+        layer: int,
+        kind: str,
+        values: np.ndarray,
+        *,
+        direction: str | None = None,
+        protocol: str = "xtreme",
+        split: str = "test",
+    ) -> None:
+        """Record per-sentence outcomes behind a metric (for paired bootstrap CIs).
+
+        Same key columns as the metric rows they explain; ``kind`` says what the values are
+        (``correct`` per query, ``ap@20`` per question, BUCC ``pred``/``tp``/``gold`` counts
+        per source sentence).
+        """
+        self.items.append(
+            {
+                "task": task,
+                "lang": lang,
+                "layer": int(layer),
+                "direction": direction,
+                "protocol": protocol,
+                "split": split,
+                "kind": kind,
+                "values": np.asarray(values),
+            }
+        )
 
     def start_progress(self, total: int, description: str) -> None:
         """Announce how many texts will be encoded in total."""

@@ -45,6 +45,8 @@ def evaluate_lareqa(ctx: EvalContext) -> tuple[list[dict[str, Any]], dict[str, A
                 mask = qlangs == lang
                 for metric, values in aps.items():
                     rows.append(metric_row("lareqa", lang, layer, metric, values[mask].mean()))
+                    kind = metric.replace("map", "ap")  # per question: ap@20, ap
+                    ctx.add_items("lareqa", lang, layer, kind, values[mask])
     cand_langs = np.array(data.candidate_langs)
     sizes = {
         lang: {

@@ -35,10 +35,13 @@ def evaluate_mewsli(ctx: EvalContext) -> tuple[list[dict[str, Any]], dict[str, A
         for j, layer in enumerate(ctx.layers):
             aps = average_precisions(m[j], e[j], relevant, k=K, backend=ctx.cfg.search_backend)
             for lang in ctx.cfg.langs:
-                value = aps[f"map@{K}"][langs == lang].mean()
+                per_mention = aps[f"map@{K}"][langs == lang]
                 rows.append(
-                    metric_row("mewsli-x", lang, layer, f"map@{K}", value, split=data.split)
+                    metric_row(
+                        "mewsli-x", lang, layer, f"map@{K}", per_mention.mean(), split=data.split
+                    )
                 )
+                ctx.add_items("mewsli-x", lang, layer, f"ap@{K}", per_mention, split=data.split)
     sizes: dict[str, Any] = {
         lang: {"mentions": int((langs == lang).sum())} for lang in ctx.cfg.langs
     }

@@ -26,16 +26,25 @@ MTEB_PROTOCOLS = ("mteb", "mteb-v1")  # values of the ``protocol`` column
 MTEB_DIRECTION = "x->en"
 
 
+def top1(queries: np.ndarray, corpus: np.ndarray, backend: Backend = "auto") -> np.ndarray:
+    """Cosine top-1 corpus index per query (ties: the lower corpus index, the ``xstilts.search``
+    convention; MTEB's ``torch.topk`` leaves them unspecified)."""
+    _, idx = knn(normalize(queries), normalize(corpus), 1, backend)
+    return idx[:, 0]
+
+
 def bitext_scores(
     queries: np.ndarray, corpus: np.ndarray, gold: np.ndarray, backend: Backend = "auto"
 ) -> dict[str, float]:
     """MTEB's bitext scores: accuracy, precision, recall, F1 of cosine top-1 against ``gold``.
 
-    ``gold[i]`` is the corpus index of query ``i``'s translation. Ties go to the lower corpus
-    index (``xstilts.search`` convention; MTEB's ``torch.topk`` leaves them unspecified).
+    ``gold[i]`` is the corpus index of query ``i``'s translation.
     """
-    _, idx = knn(normalize(queries), normalize(corpus), 1, backend)
-    predicted = idx[:, 0]
+    return scores_of(top1(queries, corpus, backend), gold)
+
+
+def scores_of(predicted: np.ndarray, gold: np.ndarray) -> dict[str, float]:
+    """MTEB's accuracy and weighted precision/recall/F1 of predicted corpus indices."""
     precision, recall, f1 = weighted_precision_recall_f1(gold, predicted)
     return {
         "accuracy": accuracy_at_1(predicted, gold),

@@ -18,10 +18,43 @@ import numpy as np
 
 from xstilts.data.tatoeba import TatoebaPair, load_tatoeba
 from xstilts.evaluate.common import EvalContext
-from xstilts.evaluate.mteb import bitext_scores, mteb_rows
+from xstilts.evaluate.mteb import MTEB_DIRECTION, mteb_rows, scores_of, top1
 from xstilts.metrics import accuracy_at_1
 from xstilts.results import metric_row
 from xstilts.search import Backend, knn, normalize
+
+
+def tatoeba_correct(
+    x: np.ndarray,
+    en: np.ndarray,
+    backend: Backend = "auto",
+    *,
+    x_doc: np.ndarray | None = None,
+    en_doc: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-query correctness of cosine top-1, ``(en->x, x->en)``, for aligned ``x[i] <-> en[i]``.
+
+    ``x``/``en`` are the query-role embeddings; ``x_doc``/``en_doc`` the document-role ones
+    when the prefixes differ (default: the same arrays).
+    """
+    gold = np.arange(len(x))
+    xq, enq = normalize(x), normalize(en)
+    xd = xq if x_doc is None else normalize(x_doc)
+    end = enq if en_doc is None else normalize(en_doc)
+    _, en2x = knn(enq, xd, 1, backend)
+    _, x2en = knn(xq, end, 1, backend)
+    return en2x[:, 0] == gold, x2en[:, 0] == gold
+
+
+def accuracy_rows(lang: str, layer: int, en_x: np.ndarray, x_en: np.ndarray) -> list[dict]:
+    """The three XTREME-protocol rows from per-query correctness."""
+    acc_en_x = accuracy_at_1(en_x, np.ones_like(en_x))
+    acc_x_en = accuracy_at_1(x_en, np.ones_like(x_en))
+    return [
+        metric_row("tatoeba", lang, layer, "accuracy", acc_en_x, direction="en->x"),
+        metric_row("tatoeba", lang, layer, "accuracy", acc_x_en, direction="x->en"),
+        metric_row("tatoeba", lang, layer, "accuracy", (acc_en_x + acc_x_en) / 2, direction="mean"),
+    ]
 
 
 def tatoeba_metrics(
@@ -34,24 +67,9 @@ def tatoeba_metrics(
     x_doc: np.ndarray | None = None,
     en_doc: np.ndarray | None = None,
 ) -> list[dict[str, Any]]:
-    """Accuracy@1 both ways for aligned embeddings ``x[i] <-> en[i]`` of one layer.
-
-    ``x``/``en`` are the query-role embeddings; ``x_doc``/``en_doc`` the document-role ones
-    when the prefixes differ (default: the same arrays).
-    """
-    gold = np.arange(len(x))
-    xq, enq = normalize(x), normalize(en)
-    xd = xq if x_doc is None else normalize(x_doc)
-    end = enq if en_doc is None else normalize(en_doc)
-    _, en2x = knn(enq, xd, 1, backend)
-    _, x2en = knn(xq, end, 1, backend)
-    acc_en_x = accuracy_at_1(en2x[:, 0], gold)
-    acc_x_en = accuracy_at_1(x2en[:, 0], gold)
-    return [
-        metric_row("tatoeba", lang, layer, "accuracy", acc_en_x, direction="en->x"),
-        metric_row("tatoeba", lang, layer, "accuracy", acc_x_en, direction="x->en"),
-        metric_row("tatoeba", lang, layer, "accuracy", (acc_en_x + acc_x_en) / 2, direction="mean"),
-    ]
+    """Accuracy@1 both ways for aligned embeddings ``x[i] <-> en[i]`` of one layer."""
+    en_x, x_en = tatoeba_correct(x, en, backend, x_doc=x_doc, en_doc=en_doc)
+    return accuracy_rows(lang, layer, en_x, x_en)
 
 
 def _xtreme_pair(ctx: EvalContext, pair: TatoebaPair) -> list[dict[str, Any]]:
@@ -67,15 +85,16 @@ def _xtreme_pair(ctx: EvalContext, pair: TatoebaPair) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     with ctx.timing("search"):
         for j, layer in enumerate(ctx.layers):
-            rows += tatoeba_metrics(
+            en_x, x_en = tatoeba_correct(
                 x[j],
                 en[j],
-                pair.lang,
-                layer,
                 ctx.cfg.search_backend,
                 x_doc=None if qp == dp else x_doc[j],
                 en_doc=None if qp == dp else en_doc[j],
             )
+            rows += accuracy_rows(pair.lang, layer, en_x, x_en)
+            ctx.add_items("tatoeba", pair.lang, layer, "correct", en_x, direction="en->x")
+            ctx.add_items("tatoeba", pair.lang, layer, "correct", x_en, direction="x->en")
     return rows
 
 
@@ -88,8 +107,12 @@ def _mteb_pair(ctx: EvalContext, pair: TatoebaPair) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     with ctx.timing("search"):
         for j, layer in enumerate(ctx.layers):
-            scores = bitext_scores(x[j], en[j], gold, ctx.cfg.search_backend)
-            rows += mteb_rows("tatoeba", pair.lang, layer, scores)
+            predicted = top1(x[j], en[j], ctx.cfg.search_backend)
+            rows += mteb_rows("tatoeba", pair.lang, layer, scores_of(predicted, gold))
+            ctx.add_items(
+                "tatoeba", pair.lang, layer, "correct", predicted == gold,
+                direction=MTEB_DIRECTION, protocol="mteb",
+            )  # fmt: skip
     return rows
 
 

@@ -88,7 +88,6 @@ def eval_config(spec: ExperimentSpec, task: EvalTask) -> EvalConfig:
         protocol=task.protocol,
         batch_size=ev.batch_size,
         max_tokens_per_batch=ev.max_tokens_per_batch,
-        collect_items=True,
     )
 
 

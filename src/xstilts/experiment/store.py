@@ -16,7 +16,6 @@ rows, so a run killed at any point and restarted has neither duplicate nor lost 
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import json
 import sqlite3
@@ -28,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from xstilts.errors import DataError
+from xstilts.results import decode_items, encode_items, items_from_json
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -56,32 +56,6 @@ CREATE TABLE IF NOT EXISTS items (
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-
-
-def encode_items(values: np.ndarray) -> tuple[str, bytes]:
-    """Compact storage: booleans as packed bits, everything else as float32."""
-    values = np.asarray(values)
-    if values.dtype == bool:
-        return "bits", np.packbits(values).tobytes()
-    return "f4", values.astype("<f4").tobytes()
-
-
-def decode_items(dtype: str, n: int, data: bytes) -> np.ndarray:
-    """Inverse of :func:`encode_items`."""
-    if dtype == "bits":
-        return np.unpackbits(np.frombuffer(data, np.uint8), count=n).astype(bool)
-    return np.frombuffer(data, "<f4", count=n).copy()
-
-
-def items_to_json(values: np.ndarray) -> dict[str, Any]:
-    """The results-file form of an items array: ``{dtype, n, data}`` with base64 data."""
-    dtype, blob = encode_items(values)
-    return {"dtype": dtype, "n": len(values), "data": base64.b64encode(blob).decode()}
-
-
-def items_from_json(doc: dict[str, Any]) -> np.ndarray:
-    """Inverse of :func:`items_to_json`."""
-    return decode_items(doc["dtype"], int(doc["n"]), base64.b64decode(doc["data"]))
 
 
 class ResultStore:
@@ -132,17 +106,20 @@ class ResultStore:
         return json.loads(row[0]) if row else None
 
     def upsert_cell(self, cell_key: str, **fields: Any) -> None:
-        """Create or update a cell's row."""
+        """Create a cell's row (all columns given) or update some of its columns."""
         fields = {**fields, "updated": _now()}
-        cols = ", ".join(fields)
-        marks = ", ".join("?" for _ in fields)
-        updates = ", ".join(f"{k}=excluded.{k}" for k in fields)
         with self.db:
-            self.db.execute(
-                f"INSERT INTO cells (cell_key, {cols}) VALUES (?, {marks}) "
-                f"ON CONFLICT(cell_key) DO UPDATE SET {updates}",
-                (cell_key, *fields.values()),
+            cur = self.db.execute(
+                f"UPDATE cells SET {', '.join(f'{k}=?' for k in fields)} WHERE cell_key=?",
+                (*fields.values(), cell_key),
             )
+            if cur.rowcount == 0:
+                cols = ", ".join(fields)
+                marks = ", ".join("?" for _ in fields)
+                self.db.execute(
+                    f"INSERT INTO cells (cell_key, {cols}) VALUES (?, {marks})",
+                    (cell_key, *fields.values()),
+                )
 
     def cell_status(self, cell_key: str) -> str | None:
         """``pending``/``training``/``evaluating``/``done``/``failed`` or None if unknown."""

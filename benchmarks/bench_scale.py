@@ -1,0 +1,224 @@
+"""Scale: streaming embedding memory, exact vs IVF mining, BUCC F1 with IVF, 1 vs 2 processes.
+
+Everything printed comes from one run of this script (ratios are never combined across runs):
+
+* ``rss``: peak RSS of ``xstilts embed`` (a fresh process per size, read with ``os.wait4``) on
+  20k and 200k synthetic lines (Tatoeba sentences numbered to be distinct) with the builtin
+  ``tiny-random-xlmr``; the issue's target is growth < 1.5x for 10x the lines;
+* ``procs``: the 20k file embedded again by ``accelerate launch --multi_gpu --num_processes 2``
+  (two CPU processes over gloo on a machine without GPUs); arrays compared with the one-process
+  output (byte-identical, else the largest difference);
+* ``mining``: margin mining of N x N random unit vectors (d=384) with the exact index and with
+  IVF (nprobe tuned to a 0.95 recall@4 target, and fixed nprobe values): time, ratio to exact,
+  recall@4 measured against exact search on 1000 queries per direction, and the share of the
+  exact run's mined pairs that the IVF run also mines;
+* ``bucc``: the BUCC 2018 zh-en sample (8,624 x 13,589 lines) with multilingual-e5-small
+  embeddings (last layer, ``query: `` prefix) saved once by
+  ``xstilts evaluate --task bucc2018 --langs zh --layer last --prefix "query: "
+  --save-embeddings DIR``: F1 with the threshold tuned on the sample itself (the protocol's
+  ``dev`` row) for exact and IVF search.
+
+Usage: ``python benchmarks/bench_scale.py --bucc-embeddings DIR [--only rss,procs,mining,bucc]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from _common import DATA, header
+from xstilts.cli_scale import expand_pairs
+from xstilts.data.bucc import load_bucc_split
+from xstilts.evaluate.bucc import unique_texts
+from xstilts.index import IndexSpec, mine_indexed
+from xstilts.io import read_lines
+from xstilts.metrics import optimize_threshold
+from xstilts.search import normalize
+
+TINY = "builtin:tiny-random-xlmr"
+
+
+def synthetic_lines(n: int) -> list[str]:
+    """``n`` distinct lines: real sentences of several scripts, numbered."""
+    base: list[str] = []
+    for code in ("deu", "rus", "cmn", "ara", "hin", "jpn"):
+        base += read_lines(DATA / "tatoeba" / f"tatoeba.{code}-eng.{code}")
+    return [f"{base[i % len(base)]} ({i})" for i in range(n)]
+
+
+def run_measured(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Run ``cmd``; return (seconds, peak RSS in MiB of that child alone)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - t0
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"failed: {' '.join(cmd)}\n{proc.stderr.read().decode()[-2000:]}")
+    return seconds, usage.ru_maxrss / 1024
+
+
+def embed_cmd(path: Path, out: Path, chunk: int) -> list[str]:
+    return [
+        sys.executable, "-m", "xstilts", "embed", str(path), "--model", TINY, "--out", str(out),
+        "--layers", "all", "--chunk-size", str(chunk), "--dtype", "fp32",
+    ]  # fmt: skip
+
+
+def bench_rss(work: Path, sizes: list[int], chunk: int, env: dict[str, str]) -> None:
+    print(f"\n## embed peak RSS ({TINY}, all 3 hidden states, chunk {chunk}, fp32)")
+    print(f"{'lines':>8}{'file MiB':>10}{'output MiB':>12}{'seconds':>9}{'peak RSS MiB':>14}")
+    rss = {}
+    for n in sizes:
+        path = work / f"lines{n}.txt"
+        path.write_text("".join(f"{t}\n" for t in synthetic_lines(n)), encoding="utf-8")
+        out = work / f"emb{n}"
+        seconds, peak = run_measured(embed_cmd(path, out, chunk), env)
+        size = sum(p.stat().st_size for p in out.glob("*.npy")) / 2**20
+        rss[n] = peak
+        print(
+            f"{n:>8}{path.stat().st_size / 2**20:>10.1f}{size:>12.1f}{seconds:>9.1f}{peak:>14.1f}"
+        )
+    lo, hi = min(sizes), max(sizes)
+    print(f"peak RSS ratio {hi // 1000}k / {lo // 1000}k lines: {rss[hi] / rss[lo]:.3f}x")
+
+
+def bench_procs(work: Path, n: int, chunk: int, env: dict[str, str]) -> None:
+    print(f"\n## 1 vs 2 processes ({n} lines, chunk {chunk})")
+    path = work / f"lines{n}.txt"
+    one = work / f"emb{n}"
+    if not (one / "manifest.json").is_file():
+        path.write_text("".join(f"{t}\n" for t in synthetic_lines(n)), encoding="utf-8")
+        run_measured(embed_cmd(path, one, chunk), env)
+    two = work / f"emb{n}-2proc"
+    launcher = shutil.which("accelerate", path=str(Path(sys.executable).parent)) or "accelerate"
+    cmd = [
+        launcher, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+        "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "xstilts",
+        *embed_cmd(path, two, chunk)[3:],
+    ]  # fmt: skip
+    seconds, _ = run_measured(cmd, {**env, "CUDA_VISIBLE_DEVICES": ""})
+    print(f"2 processes: {seconds:.1f}s")
+    for layer in range(3):
+        name = f"layer{layer:02d}.npy"
+        same = (one / name).read_bytes() == (two / name).read_bytes()
+        diff = float(np.abs(np.load(one / name) - np.load(two / name)).max())
+        print(f"{name}: byte-identical {same}, max |difference| {diff:.3g}")
+
+
+def _mine_row(name: str, x, y, spec: IndexSpec, base: dict | None) -> dict:
+    t0 = time.perf_counter()
+    pairs, reports = mine_indexed(x, y, spec, k=4, recall_sample=1000 if spec.approximate else 0)
+    seconds = time.perf_counter() - t0
+    row = {"name": name, "seconds": seconds, "pairs": pairs, "reports": reports}
+    recall = [r.get("recall@4") for r in reports]
+    knob = reports[0].get("nprobe")
+    shared = ""
+    if base is not None:
+        ref = set(zip(base["pairs"].src.tolist(), base["pairs"].tgt.tolist(), strict=True))
+        got = set(zip(pairs.src.tolist(), pairs.tgt.tolist(), strict=True))
+        shared = f"{len(ref & got) / len(ref):.3f}"
+    ratio = f"{base['seconds'] / seconds:.2f}x" if base else "1.00x"
+    rec = "/".join("-" if r is None else f"{r:.3f}" for r in recall)
+    print(f"{name:<22}{knob or '-':>7}{seconds:>10.1f}{ratio:>9}{rec:>15}{shared:>14}")
+    return row
+
+
+def bench_mining(n: int, dim: int, nprobes: list[int]) -> None:
+    print(f"\n## mining {n} x {n} random unit vectors, d={dim}, k=4, ratio margin")
+    rng = np.random.default_rng(0)
+    x = normalize(rng.normal(size=(n, dim)).astype(np.float32))
+    y = normalize(rng.normal(size=(n, dim)).astype(np.float32))
+    print(f"{'index':<22}{'nprobe':>7}{'seconds':>10}{'speedup':>9}{'recall@4 x/y':>15}"
+          f"{'exact pairs':>14}")  # fmt: skip
+    base = _mine_row("exact (IndexFlatIP)", x, y, IndexSpec("exact"), None)
+    specs = [("ivf, tuned to 0.95", IndexSpec("ivf", target_recall=0.95))]
+    specs += [(f"ivf, nprobe {p}", IndexSpec("ivf", knob=p)) for p in nprobes]
+    for name, spec in specs:
+        row = _mine_row(name, x, y, spec, base)
+        r = row["reports"][0]
+        print(f"    nlist {r['nlist']}, build {r['build_s']:.1f}s, tune {r['tune_s']:.1f}s")
+
+
+def bench_bucc(emb_dir: Path) -> None:
+    print("\n## BUCC 2018 zh-en sample, multilingual-e5-small last layer, exact vs IVF")
+    split = load_bucc_split(DATA, "zh", "dev")
+    stems = [f"bucc2018.zh.{split.split}.{side}" for side in ("zh", "en")]
+    layers = sorted(p.name for p in emb_dir.glob(f"{stems[0]}.layer*.npy"))
+    if not layers:
+        raise SystemExit(f"no {stems[0]}.layerNN.npy in {emb_dir} (see the module docstring)")
+    tag = layers[-1].split(".")[-2]
+    sides = []
+    for stem, texts in zip(stems, (split.x, split.en), strict=True):
+        emb = np.load(emb_dir / f"{stem}.{tag}.npy")
+        uniq, groups = unique_texts(texts)
+        rows = np.empty(len(texts), dtype=np.int64)
+        for u, positions in enumerate(groups):
+            rows[positions] = u
+        first = np.array([g[0] for g in groups])
+        sides.append((emb[first], rows, len(uniq)))
+    (x, x_rows, nx), (y, y_rows, ny) = sides
+    gold = set(split.gold or ())
+    print(f"unique sentences {nx} x {ny}, gold pairs {len(gold)} ({tag})")
+    print(f"{'index':<22}{'nprobe':>7}{'seconds':>9}{'recall@4 x/y':>15}{'F1':>7}{'thr':>8}")
+    f1 = {}
+    for name, spec in (
+        ("exact", IndexSpec("exact")),
+        ("ivf, tuned to 0.95", IndexSpec("ivf", target_recall=0.95)),
+    ):
+        t0 = time.perf_counter()
+        pairs, reports = mine_indexed(
+            x, y, spec, k=4, recall_sample=1000 if spec.approximate else 0
+        )
+        seconds = time.perf_counter() - t0
+        s_lines, t_lines, scores = expand_pairs(pairs, x_rows, y_rows)
+        ids = zip(
+            [split.x_ids[i] for i in s_lines], [split.en_ids[i] for i in t_lines], strict=True
+        )
+        correct = np.fromiter((p in gold for p in ids), dtype=bool, count=len(scores))
+        res = optimize_threshold(scores, correct, len(gold))
+        f1[name] = 100 * res.f1
+        rec = "/".join(f"{r['recall@4']:.3f}" if "recall@4" in r else "-" for r in reports)
+        knob = reports[0].get("nprobe") or "-"
+        print(f"{name:<22}{knob:>7}{seconds:>9.2f}{rec:>15}{f1[name]:>7.2f}{res.threshold:>8.4f}")
+    print(f"F1 difference IVF - exact: {f1['ivf, tuned to 0.95'] - f1['exact']:+.2f} points")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--only", default="rss,procs,mining,bucc")
+    ap.add_argument("--sizes", default="20000,200000")
+    ap.add_argument("--chunk-size", type=int, default=5000)
+    ap.add_argument("--n", type=int, default=200_000, help="mining: vectors per side")
+    ap.add_argument("--dim", type=int, default=384)
+    ap.add_argument("--nprobe", default="16,64", help="mining: fixed nprobe values to time")
+    ap.add_argument("--bucc-embeddings", type=Path, help="--save-embeddings dir of evaluate")
+    ap.add_argument("--work", type=Path, help="scratch directory (default: a temp dir)")
+    args = ap.parse_args()
+    only = set(args.only.split(","))
+    header("bench_scale")
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "XSTILTS_DATA": str(DATA)}
+    sizes = [int(s) for s in args.sizes.split(",")]
+    with tempfile.TemporaryDirectory(dir=args.work) as tmp:
+        work = Path(tmp)
+        if "rss" in only:
+            bench_rss(work, sizes, args.chunk_size, env)
+        if "procs" in only:
+            bench_procs(work, min(sizes), args.chunk_size, env)
+    if "mining" in only:
+        bench_mining(args.n, args.dim, [int(p) for p in args.nprobe.split(",") if p])
+    if "bucc" in only:
+        if args.bucc_embeddings is None:
+            raise SystemExit("--bucc-embeddings DIR is needed for the bucc section")
+        bench_bucc(args.bucc_embeddings)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""``xstilts run`` and ``xstilts quickstart``: an experiment spec from grid to report."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Group
+from rich.live import Live
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from xstilts.experiment.grid import Cell
+from xstilts.train.loop import StepInfo
+
+REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+class LiveView:
+    """The runner's live display: cells done/left with ETA, the current stage, its progress."""
+
+    def __init__(self, total_cells: int) -> None:
+        self.cells = Progress(
+            TextColumn("[bold]cells"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+        )
+        self.cells_task = self.cells.add_task("cells", total=total_cells, status="")
+        self.inner = Progress(
+            TextColumn("  {task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[extra]}"),
+            TimeRemainingColumn(),
+        )
+        self.inner_task = None
+        self.current = ""
+        self.failed = 0
+
+    def renderable(self) -> Group:
+        return Group(self.cells, self.inner)
+
+    def cell_started(self, index: int, total: int, cell: Cell) -> None:
+        self.current = cell.label
+        self.cells.update(self.cells_task, status=f"now: {cell.label}")
+
+    def stage(self, text: str) -> None:
+        self._reset(f"{self.current}: {text}", None)
+
+    def _reset(self, description: str, total: int | None) -> None:
+        if self.inner_task is not None:
+            self.inner.remove_task(self.inner_task)
+        self.inner_task = self.inner.add_task(description, total=total, extra="")
+
+    def start(self, total: int, description: str) -> None:
+        self._reset(f"{self.current}: {description}", total)
+
+    def advance(self, n: int) -> None:
+        if self.inner_task is not None:
+            self.inner.advance(self.inner_task, n)
+
+    def train_step(self, info: StepInfo) -> None:
+        if self.inner_task is None or self.inner.tasks[-1].total != info.total:
+            self._reset(f"{self.current}: training steps", info.total)
+        self.inner.update(
+            self.inner_task,
+            completed=info.step,
+            extra=f"loss {info.loss:.3f}, {info.examples_per_s:.1f} ex/s",
+        )
+
+    def cell_finished(self, cell: Cell, status: str, error: str | None) -> None:
+        from xstilts.cli import err
+
+        self.cells.advance(self.cells_task)
+        if status == "failed":
+            self.failed += 1
+            err.print(f"cell failed: {cell.label}: {error}")
+
+
+def run_spec(spec_path: Path, *, report: bool, out: Path | None = None) -> Path | None:
+    """Run a spec with the live view; write the report (returns its directory)."""
+    from xstilts.cli import err
+    from xstilts.cli import out as console
+    from xstilts.experiment.grid import expand_grid
+    from xstilts.experiment.runner import run_experiment
+    from xstilts.experiment.spec import load_spec
+
+    spec = load_spec(spec_path)
+    cells = expand_grid(spec)
+    view = LiveView(len(cells))
+    t0 = time.perf_counter()
+    with Live(view.renderable(), console=err, refresh_per_second=4, transient=True):
+        summary = run_experiment(spec, view=view)
+    err.print(
+        f"{len(summary.done)} cells run, {len(summary.skipped)} already done, "
+        f"{len(summary.failed)} failed in {time.perf_counter() - t0:.0f}s; store: {summary.store}"
+    )
+    for label, error in summary.failed.items():
+        err.print(f"  failed: {label}: {error}")
+    if not report:
+        return None
+    from xstilts.cli_report import report_command
+
+    target = out or (spec.output / "report" if spec.output else Path("report"))
+    report_command(spec_path, out_dir=target)
+    console.print(f"report: {target / 'report.html'}")
+    return target
+
+
+def run_command(
+    spec: Annotated[Path, typer.Argument(help="Experiment spec (YAML).")],
+    dry_run: Annotated[bool, typer.Option(help="Show the grid, run nothing.")] = False,
+    report: Annotated[bool, typer.Option(help="Write the report when done.")] = True,
+    out: Annotated[
+        Path | None, typer.Option(help="Report directory (default: <output>/report).")
+    ] = None,
+) -> None:
+    """Run an experiment: train each setting (reusing finished runs), evaluate, store, report."""
+    from xstilts.cli import out as console
+    from xstilts.experiment.runner import describe
+    from xstilts.experiment.spec import load_spec
+
+    if dry_run:
+        rows = describe(load_spec(spec))
+        table = Table(title=f"{len(rows)} cells")
+        for col in rows[0]:
+            table.add_column(col)
+        for r in rows:
+            table.add_row(*(str(v) for v in r.values()))
+        console.print(table)
+        return
+    run_spec(spec, report=report, out=out)
+
+
+def quickstart_command(
+    out: Annotated[Path | None, typer.Option(help="Report directory.")] = None,
+) -> None:
+    """The main job on the builtin model: baseline vs English vs multilingual intermediate
+    training (configs/quickstart.yaml), evaluated on Tatoeba and BUCC, with a report."""
+    from xstilts.errors import UsageError
+
+    spec = REPO_CONFIGS / "quickstart.yaml"
+    if not spec.is_file():
+        from importlib import resources
+
+        spec = Path(str(resources.files("xstilts").joinpath("configs/quickstart.yaml")))
+    if not spec.is_file():
+        raise UsageError("configs/quickstart.yaml not found (run from a source checkout)")
+    run_spec(spec, report=True, out=out)

@@ -1,0 +1,196 @@
+"""Experiment specs, grid expansion, the runner end to end (with a kill and a resume)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from xstilts.errors import UsageError
+from xstilts.experiment.grid import expand_grid
+from xstilts.experiment.spec import load_spec
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write_spec(path: Path, doc: dict) -> Path:
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def base_doc(model: str = "builtin:tiny-random-xlmr") -> dict:
+    return {
+        "name": "t",
+        "models": [model],
+        "seeds": [0, 1],
+        "training": {
+            "max_steps": 3,
+            "batch_size": 4,
+            "max_examples": 12,
+            "max_length": 32,
+            "eval_max_examples": 8,
+            "lr": 1e-3,
+        },
+        "settings": [
+            {"name": "baseline", "tasks": []},
+            {"name": "mnli", "tasks": ["mnli"]},
+            {
+                "name": "xnli",
+                "tasks": ["xnli"],
+                "langs": ["de", "fr"],
+                "training": {"train_split": "dev"},
+            },
+            {
+                "name": "both",
+                "tasks": ["mnli", "xnli"],
+                "langs": ["de"],
+                "training": {"train_split": {"xnli": "dev"}},
+            },
+        ],
+        "evaluation": {
+            "layers": [1, 2],
+            "report_layer": 2,
+            "tasks": [{"task": "tatoeba", "langs": ["de", "sw"]}],
+        },
+        "report": {"bootstrap": 200},
+    }
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda d: d.pop("models"), "models: Field required"),
+        (lambda d: d["settings"].append({"name": "mnli", "tasks": ["qqp"]}), "unique: mnli"),
+        (lambda d: d["training"].update(lr=-1), "settings[1].training.lr"),
+        (lambda d: d["training"].update(seed=3), "training: seed come from the grid"),
+        (lambda d: d["evaluation"].update(layers="some"), "evaluation.layers"),
+        (lambda d: d["report"].update(baseline="none"), "report.baseline 'none'"),
+        (lambda d: d["settings"][1].update(colour="red"), "settings[1].colour"),
+        (lambda d: d["training"].update(sampling="random"), "sampling"),
+    ],
+)
+def test_spec_errors_name_the_key(tmp_path, mutate, message):
+    doc = base_doc()
+    mutate(doc)
+    with pytest.raises(UsageError) as err:
+        load_spec(write_spec(tmp_path / "s.yaml", doc))
+    assert message in str(err.value) and "s.yaml" in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_invalid_yaml_names_the_line(tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_text("name: x\nmodels: [a\nseeds: 1\n")
+    with pytest.raises(UsageError, match=r"bad.yaml:\d+: invalid YAML"):
+        load_spec(p)
+
+
+def test_grid_expansion(tmp_path):
+    spec = load_spec(write_spec(tmp_path / "s.yaml", base_doc()))
+    cells = expand_grid(spec)
+    # baseline once (no training, seed-free) + 3 trained settings x 2 seeds
+    assert [(c.setting.name, c.seed) for c in cells] == [
+        ("baseline", None),
+        ("mnli", 0),
+        ("mnli", 1),
+        ("xnli", 0),
+        ("xnli", 1),
+        ("both", 0),
+        ("both", 1),
+    ]
+    groups = {c.setting.name: c.group for c in cells}
+    assert groups == {
+        "baseline": "baseline",
+        "mnli": "english",
+        "xnli": "multilingual",
+        "both": "mixed",
+    }
+    assert len({c.key for c in cells}) == len(cells)
+    again = expand_grid(load_spec(write_spec(tmp_path / "s.yaml", base_doc())))
+    assert [c.key for c in again] == [c.key for c in cells]  # stable keys
+    xnli = next(c for c in cells if c.setting.name == "xnli")
+    assert xnli.train.train_split == "dev" and xnli.train.langs == ["de", "fr"]
+    assert spec.output == tmp_path / "runs" / "t"
+
+
+def test_runner_end_to_end_with_report(tmp_path, data_dir):
+    from xstilts.experiment.runner import run_experiment
+    from xstilts.experiment.store import ResultStore
+    from xstilts.report import make_report
+
+    spec = load_spec(write_spec(tmp_path / "s.yaml", base_doc()))
+    summary = run_experiment(spec)
+    assert not summary.failed, summary.failed
+    assert len(summary.done) == 7
+    store = ResultStore(spec.output / "results.sqlite")
+    df = store.metrics()
+    # 7 cells x 2 languages x 2 layers x 3 directions
+    assert len(df) == 7 * 2 * 2 * 3
+    assert set(df.setting) == {"baseline", "mnli", "xnli", "both"}
+    assert (store.cells().status == "done").all()
+    # rerunning skips everything
+    again = run_experiment(spec)
+    assert len(again.skipped) == 7 and not again.done
+    store.close()
+    out = tmp_path / "report"
+    make_report(spec.output / "results.sqlite", out)
+    assert (out / "report.html").is_file() and (out / "results.csv").is_file()
+
+
+def test_a_failing_cell_is_recorded_and_the_rest_go_on(tmp_path):
+    from xstilts.experiment.runner import run_experiment
+    from xstilts.experiment.store import ResultStore
+
+    doc = base_doc()
+    doc["seeds"] = [0]
+    doc["settings"].append({"name": "broken", "tasks": ["hellaswag"]})  # no train split here
+    spec = load_spec(write_spec(tmp_path / "s.yaml", doc))
+    summary = run_experiment(spec)
+    assert list(summary.failed) == ["broken @ builtin:tiny-random-xlmr seed 0"]
+    assert "hellaswag" in next(iter(summary.failed.values()))
+    cells = ResultStore(spec.output / "results.sqlite").cells().set_index("setting")
+    assert cells.loc["broken", "status"] == "failed" and cells.loc["mnli", "status"] == "done"
+
+
+def test_killed_run_resumes_without_duplicate_or_lost_rows(tmp_path):
+    """SIGKILL the runner mid-run, rerun it, and compare with an uninterrupted run."""
+    doc = base_doc()
+    doc["seeds"] = [0]
+    spec_path = write_spec(tmp_path / "s.yaml", doc)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "xstilts", "run", str(spec_path), "--no-report"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    db = tmp_path / "runs" / "t" / "results.sqlite"
+    deadline = time.time() + 300
+    while time.time() < deadline:  # kill once the first cell's rows are in
+        time.sleep(0.5)
+        if db.exists():
+            try:
+                with sqlite3.connect(db) as con:
+                    n = con.execute("SELECT COUNT(*) FROM evals WHERE status='done'").fetchone()[0]
+            except sqlite3.OperationalError:
+                continue
+            if n >= 1:
+                break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with sqlite3.connect(db) as con:
+        partial = con.execute("SELECT COUNT(*) FROM metrics").fetchone()[0]
+    assert 0 < partial < 4 * 2 * 2 * 3
+    subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=600)
+    with sqlite3.connect(db) as con:
+        rows = con.execute("SELECT COUNT(*) FROM metrics").fetchone()[0]
+        distinct = con.execute(
+            "SELECT COUNT(*) FROM (SELECT DISTINCT cell_key, task, lang, layer, direction, "
+            "metric, protocol, split FROM metrics)"
+        ).fetchone()[0]
+        statuses = {s for (s,) in con.execute("SELECT status FROM cells")}
+    assert rows == distinct == 4 * 2 * 2 * 3
+    assert statuses == {"done"}
