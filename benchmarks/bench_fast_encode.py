@@ -1,0 +1,131 @@
+"""Encoding speed on the 36 XTREME Tatoeba languages: naive vs xstilts vs sentence-transformers.
+
+Each variant runs in its own subprocess (so its peak RSS is its own) on the same sentences
+(both sides of every language pair, "query: " prefix, builtin multilingual-e5-small):
+
+* (a) ``naive``: fixed batches of 100 sentences in file order, fp32, one layer kept (the last)
+  - the way XTREME's scripts encode;
+* (b) ``xstilts``: ``Encoder.encode`` with xstilts' defaults (length-sorted batches, the
+  ``--dtype auto`` choice for this machine, token budget if given) keeping ALL hidden states;
+* (c) ``sentence-transformers``: ``SentenceTransformer.encode`` on the same model directory
+  (mean pooling, last layer, its default batch size 32) - needs ``pip install '.[bench]'``.
+
+Targets (issue: fast encoding): (b) <= 0.5x the time of (a); (b) >= 1.5x faster than (c).
+Usage: ``python benchmarks/bench_fast_encode.py [--langs xtreme] [--max-tokens 8192]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+
+from _common import DATA, header, peak_rss_mb
+
+
+def load_texts(langs: str, per_lang: int | None) -> list[str]:
+    from xstilts.data.languages import parse_tatoeba_langs
+    from xstilts.data.tatoeba import load_tatoeba
+
+    texts: list[str] = []
+    for lang in parse_tatoeba_langs(langs):
+        pair = load_tatoeba(DATA, lang)
+        n = per_lang or len(pair)
+        texts += pair.x[:n] + pair.en[:n]
+    return ["query: " + t for t in texts]
+
+
+def run_variant(args: argparse.Namespace) -> dict:
+    import torch
+
+    from xstilts.encode import Encoder, configure_threads
+    from xstilts.models import load_model
+
+    configure_threads()
+    texts = load_texts(args.langs, args.per_lang)
+    loaded = load_model(args.model)
+    model, tok = loaded.model, loaded.tokenizer
+    out: dict = {"variant": args.variant, "sentences": len(texts)}
+    t0 = time.perf_counter()
+    if args.variant == "naive":
+        last = model.config.num_hidden_layers
+        with torch.inference_mode():
+            for i in range(0, len(texts), 100):
+                enc = tok(
+                    texts[i : i + 100],
+                    padding=True,
+                    truncation=True,
+                    max_length=512,
+                    return_tensors="pt",
+                )
+                h = model(**enc, output_hidden_states=True).hidden_states[last]
+                m = enc["attention_mask"].unsqueeze(-1).float()
+                _ = ((h * m).sum(1) / m.sum(1)).numpy()
+                out["padded"] = out.get("padded", 0) + enc["input_ids"].numel()
+                out["tokens"] = out.get("tokens", 0) + int(enc["attention_mask"].sum())
+        out["dtype"] = "fp32"
+    elif args.variant == "xstilts":
+        enc = Encoder(model, tok, dtype=args.dtype)
+        _, stats = enc.encode(
+            texts, layers=None, batch_size=args.batch_size, max_tokens_per_batch=args.max_tokens
+        )
+        out.update(padded=stats.n_padded, tokens=stats.n_tokens, dtype=enc.dtype)
+    else:
+        from sentence_transformers import SentenceTransformer, models
+
+        word = models.Transformer(loaded.ref.path)
+        st = SentenceTransformer(
+            modules=[word, models.Pooling(word.get_word_embedding_dimension(), "mean")],
+            device="cpu",
+        )
+        st.encode(texts, batch_size=32, show_progress_bar=False)
+        out["dtype"] = "fp32"
+    out["seconds"] = time.perf_counter() - t0
+    out["peak_rss_mb"] = peak_rss_mb()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="builtin:multilingual-e5-small")
+    ap.add_argument("--langs", default="xtreme")
+    ap.add_argument("--per-lang", type=int, default=None, help="Cap sentences per language.")
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--max-tokens", type=int, default=None)
+    ap.add_argument("--dtype", default="auto")
+    ap.add_argument("--variant", choices=["naive", "xstilts", "sentence-transformers"])
+    args = ap.parse_args()
+    if args.variant:
+        print(json.dumps(run_variant(args)))
+        return
+    header(f"bench_fast_encode: {args.model}, Tatoeba {args.langs}")
+    results = {}
+    for variant in ("naive", "xstilts", "sentence-transformers"):
+        cmd = [sys.executable, __file__, "--variant", variant, *sys.argv[1:]]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            print(f"{variant}: failed\n{proc.stderr[-2000:]}")
+            continue
+        results[variant] = json.loads(proc.stdout.strip().splitlines()[-1])
+    base = results["naive"]["seconds"]
+    print(f"{'variant':<24}{'seconds':>9}{'sent/s':>9}{'padding':>9}{'peak MB':>9}{'vs naive':>10}")
+    for name, r in results.items():
+        pad = 1 - r["tokens"] / r["padded"] if r.get("padded") else float("nan")
+        print(
+            f"{name:<24}{r['seconds']:>9.1f}{r['sentences'] / r['seconds']:>9.0f}"
+            f"{100 * pad:>8.0f}%{r['peak_rss_mb']:>9.0f}{r['seconds'] / base:>10.3f}"
+        )
+    if "xstilts" in results:
+        x = results["xstilts"]
+        print(
+            f"xstilts ({x['dtype']}, all layers) / naive: {x['seconds'] / base:.3f} (target <= 0.5)"
+        )
+        if "sentence-transformers" in results:
+            st = results["sentence-transformers"]["seconds"]
+            print(f"sentence-transformers / xstilts: {st / x['seconds']:.2f}x (target >= 1.5x)")
+
+
+if __name__ == "__main__":
+    main()
