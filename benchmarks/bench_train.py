@@ -1,0 +1,143 @@
+"""Training throughput: the xstilts loop vs Hugging Face's ``Trainer``, measured in one run.
+
+Same model (builtin multilingual-e5-small + a classification head), same MNLI examples, same
+batch size, maximum length, learning rate and precision (fp32 on CPU); each variant runs in its
+own subprocess so its peak RSS is its own:
+
+* ``xstilts``: :func:`xstilts.train.loop.train` (length-grouped batches from its task sampler);
+* ``trainer``: ``transformers.Trainer`` with ``DataCollatorWithPadding`` (its defaults);
+* ``trainer-grouped``: the same with ``group_by_length=True``.
+
+Examples/s are measured over the optimizer steps only (no evaluation, no checkpointing).
+Target (issue: intermediate training): xstilts >= 1.0x the Trainer.
+Usage: ``python benchmarks/bench_train.py [--steps 60] [--batch-size 16] [--max-length 128]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from _common import DATA, header, peak_rss_mb
+
+
+def run_variant(args: argparse.Namespace) -> dict:
+    import torch
+
+    from xstilts.data.tasks import get_intermediate_task
+    from xstilts.encode import configure_threads
+    from xstilts.models import resolve_model
+    from xstilts.train.features import featurize
+
+    configure_threads()
+    n = args.steps * args.batch_size
+    if args.variant == "xstilts":
+        from xstilts.train.config import TrainConfig
+        from xstilts.train.loop import train
+
+        with tempfile.TemporaryDirectory() as tmp:
+            cfg = TrainConfig(
+                model=args.model,
+                tasks=["mnli"],
+                out=Path(tmp) / "r",
+                max_examples=n,
+                max_steps=args.steps,
+                batch_size=args.batch_size,
+                max_length=args.max_length,
+                lr=2e-5,
+                mixed_precision="no",
+                eval_max_examples=8,
+                save_every=10**9,
+                log_every=args.steps,
+                data_dir=DATA,
+            )
+            train(cfg)
+            # one log record covers every step (log_every = steps): the loop's own rate
+            log = [json.loads(x) for x in (cfg.out / "train_log.jsonl").read_text().splitlines()]
+            rate = next(r["examples_per_s"] for r in log if "examples_per_s" in r)
+        return {"variant": args.variant, "examples_per_s": rate, "peak_rss_mb": peak_rss_mb()}
+
+    from transformers import (
+        AutoModelForSequenceClassification,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainingArguments,
+    )
+
+    ref = resolve_model(args.model)
+    task = get_intermediate_task("mnli")
+    split = task.load(DATA, "train", max_examples=n, seed=0)
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(ref.path)
+    feats = featurize(task, split.examples, tok, max_length=args.max_length, labels=task.labels)
+    model = AutoModelForSequenceClassification.from_pretrained(ref.path, num_labels=3)
+    targs = TrainingArguments(
+        output_dir=tempfile.mkdtemp(),
+        per_device_train_batch_size=args.batch_size,
+        max_steps=args.steps,
+        learning_rate=2e-5,
+        logging_steps=10**9,
+        save_strategy="no",
+        eval_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        dataloader_num_workers=0,
+        train_sampling_strategy="group_by_length"
+        if args.variant == "trainer-grouped"
+        else "random",
+        disable_tqdm=True,
+    )
+    trainer = Trainer(
+        model=model, args=targs, train_dataset=feats, data_collator=DataCollatorWithPadding(tok)
+    )
+    torch.manual_seed(0)
+    out = trainer.train()
+    return {
+        "variant": args.variant,
+        "examples_per_s": out.metrics["train_samples_per_second"],
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="builtin:multilingual-e5-small")
+    ap.add_argument("--steps", type=int, default=60)
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--max-length", type=int, default=128)
+    ap.add_argument("--variant", choices=["xstilts", "trainer", "trainer-grouped"])
+    args = ap.parse_args()
+    if args.variant:
+        print(json.dumps(run_variant(args)))
+        return
+    header(
+        f"bench_train: {args.model}, MNLI, {args.steps} steps x {args.batch_size}, "
+        f"max length {args.max_length}"
+    )
+    results = {}
+    for variant in ("trainer", "trainer-grouped", "xstilts"):
+        proc = subprocess.run(
+            [sys.executable, __file__, "--variant", variant, *sys.argv[1:]],
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode != 0:
+            print(f"{variant}: failed\n{proc.stderr[-3000:]}")
+            continue
+        results[variant] = json.loads(proc.stdout.strip().splitlines()[-1])
+    base = results["trainer"]["examples_per_s"]
+    print(f"{'variant':<18}{'examples/s':>12}{'peak MB':>9}{'vs Trainer':>12}")
+    for name, r in results.items():
+        print(
+            f"{name:<18}{r['examples_per_s']:>12.1f}{r['peak_rss_mb']:>9.0f}"
+            f"{r['examples_per_s'] / base:>12.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
