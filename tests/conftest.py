@@ -30,6 +30,22 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
 
 
+def run_cli(args: list[str], capsys, monkeypatch) -> tuple[int, str, str]:
+    """Run the real ``xstilts`` entry point in-process; return (exit code, stdout, stderr)."""
+    import sys
+
+    from xstilts.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["xstilts", *args])
+    code = 0
+    try:
+        main()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
 def build_tiny_model(directory: Path, sentences: list[str], *, seed: int = 0) -> Path:
     """A 2-layer, hidden-32 XLM-R-style encoder with a BPE tokenizer trained on ``sentences``.
 

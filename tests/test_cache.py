@@ -3,28 +3,16 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from conftest import run_cli
 from xstilts import encode
 from xstilts.cache import EmbeddingCache, texts_sha256
-from xstilts.cli import main
 from xstilts.encode import length_sorted_batches, resolve_dtype
-
-
-def run_cli(args, capsys, monkeypatch):
-    monkeypatch.setattr(sys, "argv", ["xstilts", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    cap = capsys.readouterr()
-    return code, cap.out, cap.err
 
 
 def test_token_budget_batches_bound_padded_tokens():

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from test_cli import assert_one_line_error, run_cli, write_bucc
+from conftest import run_cli
+from test_cli import assert_one_line_error, write_bucc
 from test_xtremer import write_mewsli, write_xquad_r
 from xstilts.data.languages import ALL_TATOEBA, to_laser
 from xstilts.evaluate.bucc import evaluate_bucc

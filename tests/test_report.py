@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import collections
 import json
-import sys
 import unicodedata
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from conftest import run_cli
 from xstilts.data.language_info import (
     JOSHI_CLASS,
     MIXED_SCRIPT,
@@ -595,19 +595,6 @@ def test_report_html_renders_in_headless_chromium(built, tmp_path):
 
 
 # ---------------------------------------------------------------------------- CLI
-
-
-def run_cli(args: list[str], capsys, monkeypatch) -> tuple[int, str, str]:
-    from xstilts.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["xstilts", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def _one_line_error(code: int, err: str, needle: str) -> None:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from xstilts.cli import main
+from conftest import run_cli
 from xstilts.errors import DataError, UsageError
 from xstilts.train.config import TrainConfig
 from xstilts.train.loop import train
@@ -130,17 +129,6 @@ def test_unknown_task_and_bad_rows(tiny_model, tmp_path):
         small(tiny_model, tmp_path / "r3", "ccg", data_dir=data, skip_bad_rows=True, max_steps=2)
     )
     assert result.n_skipped["ccg"] == 1
-
-
-def run_cli(args, capsys, monkeypatch):
-    monkeypatch.setattr(sys, "argv", ["xstilts", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    cap = capsys.readouterr()
-    return code, cap.out, cap.err
 
 
 def test_train_cli_bad_options_are_one_line(tiny_model, tmp_path, capsys, monkeypatch):

@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from test_cli import assert_one_line_error, run_cli
+from conftest import run_cli
+from test_cli import assert_one_line_error
 from xstilts.data.lareqa import LAREQA_LANGS, load_lareqa
 from xstilts.data.mewsli import load_mewsli, mention_text
 from xstilts.evaluate.ranking import average_precisions

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from xstilts.hashing import sha256_file
 from xstilts.io import atomic_path, write_json_atomic
 from xstilts.paths import cache_dir
 
@@ -35,14 +36,6 @@ def texts_sha256(texts: Sequence[str]) -> str:
         b = t.encode("utf-8")
         h.update(len(b).to_bytes(8, "little"))
         h.update(b)
-    return h.hexdigest()
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 22):
-            h.update(chunk)
     return h.hexdigest()
 
 
@@ -96,7 +89,7 @@ class EmbeddingCache:
             entry = stored[str(layer)]
             path = self._dir(key) / entry["file"]
             try:
-                ok = _sha256_file(path) == entry["sha256"]
+                ok = sha256_file(path) == entry["sha256"]
                 arr = np.load(path) if ok else None
             except (OSError, ValueError):
                 ok, arr = False, None
@@ -123,7 +116,7 @@ class EmbeddingCache:
             with atomic_path(directory / name) as tmp:
                 with tmp.open("wb") as f:
                     np.save(f, np.ascontiguousarray(emb[j], dtype=np.float32))
-                digest = _sha256_file(tmp)
+                digest = sha256_file(tmp)
             stored[str(layer)] = {"file": name, "sha256": digest}
         write_json_atomic(
             directory / "manifest.json",

@@ -21,8 +21,21 @@ def _index_path() -> Path:
     return cache_dir() / "file-hashes.json"
 
 
+def sha256_file(path: str | Path) -> str:
+    """SHA-256 hex digest of a file's bytes, read in chunks (no caching)."""
+    h = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def file_sha256(path: str | Path, *, use_cache: bool = True) -> str:
-    """SHA-256 hex digest of a file, remembered per (resolved path, size, mtime_ns)."""
+    """SHA-256 hex digest of a file, remembered per (resolved path, size, mtime_ns).
+
+    For model weights, hashed once per version of the file; content checks of files that may
+    have been altered since (cache entries, downloads) use :func:`sha256_file`.
+    """
     path = Path(path).resolve()
     st = path.stat()
     key = f"{path}|{st.st_size}|{st.st_mtime_ns}"
@@ -34,11 +47,7 @@ def file_sha256(path: str | Path, *, use_cache: bool = True) -> str:
             index = {}
         if key in index:
             return index[key]
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    digest = h.hexdigest()
+    digest = sha256_file(path)
     if use_cache:
         index[key] = digest
         # a read-only cache only costs re-hashing next time

@@ -11,7 +11,6 @@ can be compared and pinned.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import tarfile
@@ -24,6 +23,7 @@ from pathlib import Path
 
 from xstilts.data.bucc import BUCC_LANGS
 from xstilts.errors import DataError, closest
+from xstilts.hashing import sha256_file
 from xstilts.io import atomic_path
 
 TATOEBA_URL = "https://raw.githubusercontent.com/facebookresearch/LASER/main/data/tatoeba/v1"
@@ -73,15 +73,6 @@ def plan(task: str, base_url: str | None = None, langs: list[str] | None = None)
     )
 
 
-def sha256_of(path: Path) -> str:
-    """Hex SHA-256 of a file."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _download(url: str, dest: Path, timeout: float) -> None:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp, dest.open("wb") as f:
@@ -127,12 +118,12 @@ def fetch(
     out: list[Path] = []
     for d in downloads:
         dest = data_dir / d.dest
-        if dest.is_file() and d.sha256 and sha256_of(dest) == d.sha256:
+        if dest.is_file() and d.sha256 and sha256_file(dest) == d.sha256:
             status = "ok"
         else:
             with atomic_path(dest) as tmp:
                 _download(d.url, tmp, timeout)
-                digest = sha256_of(tmp)
+                digest = sha256_file(tmp)
                 if d.sha256 and digest != d.sha256:
                     raise DataError(
                         f"{d.url}: checksum mismatch (got sha256 {digest}, expected {d.sha256}); "
