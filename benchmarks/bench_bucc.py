@@ -17,8 +17,8 @@ import argparse
 import time
 
 import numpy as np
-from _common import header
 
+from _common import header
 from xstilts.search import knn, mine, normalize
 
 
@@ -40,8 +40,13 @@ def laser_style(x: np.ndarray, y: np.ndarray, k: int = 4) -> list[tuple[float, i
     bwd = score_candidates(y, x, y2x_ind, y2x_mean, x2y_mean)
     fwd_best = x2y_ind[np.arange(len(x)), fwd.argmax(1)]
     bwd_best = y2x_ind[np.arange(len(y)), bwd.argmax(1)]
-    idx = np.stack([np.concatenate([np.arange(len(x)), bwd_best]),
-                    np.concatenate([fwd_best, np.arange(len(y))])], 1)
+    idx = np.stack(
+        [
+            np.concatenate([np.arange(len(x)), bwd_best]),
+            np.concatenate([fwd_best, np.arange(len(y))]),
+        ],
+        1,
+    )
     scores = np.concatenate([fwd.max(1), bwd.max(1)])
     seen_x, seen_y, out = set(), set(), []
     for i in np.argsort(-scores):

@@ -18,8 +18,8 @@ from __future__ import annotations
 import argparse
 
 import torch
-from _common import DATA, best_of, header
 
+from _common import DATA, best_of, header
 from xstilts.data.tatoeba import load_tatoeba
 from xstilts.encode import Encoder, length_sorted_batches
 from xstilts.models import load_model

@@ -233,6 +233,26 @@ def test_approximate_indexes_reach_high_recall(kind):
     np.testing.assert_allclose(scores[:, 0], np.einsum("ij,ij->i", x, y[ids[:, 0]]), atol=1e-5)
 
 
+def test_tuned_index_falls_back_to_exact_when_recall_is_out_of_reach(caplog):
+    """Random vectors have no neighbourhoods for IVF to exploit: rather than return results
+    below the target recall, the tuned search is done exactly (and says so)."""
+    rng = np.random.default_rng(6)
+    x, y = normalize(rng.normal(size=(400, 64))), normalize(rng.normal(size=(4000, 64)))
+    knn_fn = IndexedKnn(IndexSpec(kind="ivf", target_recall=0.95))
+    scores, ids = knn_fn(x, y, 4)
+    report = knn_fn.reports[0]
+    assert report["kind"] == "exact" and report["fallback"]["from"]["kind"] == "ivf"
+    assert report["tuning_recall"] < 0.95
+    assert "searching exactly instead" in caplog.text
+    ref = knn(x, y, 4)
+    assert np.array_equal(ids, ref[1])
+    np.testing.assert_allclose(scores, ref[0], atol=1e-6)  # re-normalised: last-bit rounding
+    # a given nprobe is used as asked, and its (low) recall is reported
+    forced = IndexedKnn(IndexSpec(kind="ivf", knob=2))
+    forced(x, y, 4)
+    assert forced.reports[0]["kind"] == "ivf" and forced.reports[0]["recall@4"] < 0.95
+
+
 def test_mine_indexed_exact_equals_search_mine():
     x, y = clustered(200, 16, 4), clustered(260, 16, 5)
     ref = mine(x, y, k=4)

@@ -15,7 +15,7 @@ import re
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 import typer
@@ -25,6 +25,9 @@ from xstilts.errors import DataError, UsageError
 from xstilts.index import IndexSpec, mine_indexed
 from xstilts.io import atomic_path, write_json_atomic
 from xstilts.search import MARGINS, MinedPairs
+
+if TYPE_CHECKING:
+    from xstilts.data.bucc import BuccSplit
 
 # --------------------------------------------------------------------------------------------
 # Library part (tests call these directly)
@@ -112,7 +115,9 @@ def find_gold_sample(directory: Path) -> tuple[Path, str, str]:
     return directory, lang, split
 
 
-def _embed_gold_sample(opts: MineOptions, embed: Any, work_dir: Path) -> tuple:
+def _embed_gold_sample(
+    opts: MineOptions, embed: Any, work_dir: Path
+) -> tuple[BuccSplit, EmbedResult, EmbedResult]:
     """Load and embed (every process takes part) the gold sample's two sides."""
     from xstilts.data.bucc import load_bucc_split
 
@@ -125,7 +130,7 @@ def _embed_gold_sample(opts: MineOptions, embed: Any, work_dir: Path) -> tuple:
 
 
 def _threshold_from_gold(
-    opts: MineOptions, split: Any, src: EmbedResult, tgt: EmbedResult
+    opts: MineOptions, split: BuccSplit, src: EmbedResult, tgt: EmbedResult
 ) -> tuple[float, dict[str, Any]]:
     """Mine the gold sample exactly as the corpus and pick the F1-maximising threshold."""
     from xstilts.metrics import optimize_threshold
@@ -479,6 +484,8 @@ def mine_command(
         return
     for s in report["search"]:
         recall = next((f", {key} {v:.3f}" for key, v in s.items() if key.startswith("recall@")), "")
+        if "fallback" in s:
+            recall = f" (tuned {s['fallback']['from']['kind']} reached only {s['tuning_recall']})"
         err.print(f"search {s['direction']}: {s['kind']}{recall}, {s['total_s']:.1f}s")
     t = report["threshold"]
     info = report["threshold_info"]

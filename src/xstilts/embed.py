@@ -343,14 +343,14 @@ def _hidden_size(encoder: Any) -> int:
 
 def _identity(manifest: dict[str, Any]) -> dict[str, Any]:
     """The fields a resumed run must share with the first one (batching may differ)."""
-    s = manifest["settings"]
+    s = manifest.get("settings", {})
     return {
-        "format_version": manifest["format_version"],
-        "input.sha256": manifest["input"]["sha256"],
-        "input.format": manifest["input"]["format"],
-        "model": manifest["model"]["key"],
+        "format_version": manifest.get("format_version"),
+        "input.sha256": manifest.get("input", {}).get("sha256"),
+        "input.format": manifest.get("input", {}).get("format"),
+        "model": manifest.get("model", {}).get("key"),
         **{
-            f"settings.{name}": s[name]
+            f"settings.{name}": s.get(name)
             for name in (
                 "layers",
                 "pooling",

@@ -46,13 +46,17 @@ class IndexSpec:
     ``knob`` is ``nprobe`` (IVF) or ``efSearch`` (HNSW); None tunes it on a sample of the
     queries: the smallest power of two whose recall@k against exact search reaches
     ``target_recall``, capped where the approximate index stops being cheaper than exact search
-    (IVF: a sixteenth of the lists, at least 16; HNSW: 1024).
+    (IVF: a sixteenth of the lists, at least 16; HNSW: 1024). When the cap is reached first the
+    search is done exactly (``fallback_to_exact``): slower than hoped, never less accurate than
+    asked. A given ``knob`` is used as is, whatever recall it reaches (and that is reported).
     """
 
     kind: str = "exact"
     nlist: int | None = None  # IVF lists; default about 4 * sqrt(n)
     knob: int | None = None
     target_recall: float = 0.95
+    # when the tuned knob cannot reach target_recall below its cap, search exactly instead
+    fallback_to_exact: bool = True
     tune_sample: int = 500
     pq_m: int | None = None  # IVF-PQ sub-quantizers (bytes a vector); default d/4
     pq_refine: int = 8  # IVF-PQ: candidates per wanted neighbour, re-scored exactly
@@ -326,17 +330,6 @@ class FaissIndex(VectorIndex):
                 break
             value *= 2
         self.exact_fallback = True
-        if recall < self.spec.target_recall:
-            log.warning(
-                "%s: %s=%d reaches recall@%d %.3f < target %.2f on the tuning sample; "
-                "exact search would not be slower",
-                self.kind,
-                self.knob_name,
-                self.knob_value,
-                k,
-                recall,
-                self.spec.target_recall,
-            )
         self.tune_s = time.perf_counter() - t0
         return recall
 
@@ -432,14 +425,29 @@ class IndexedKnn:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k of every query row among the corpus rows."""
         t0 = time.perf_counter()
-        index = build_index(self.spec, corpus, norm=self.norm)
+        index: VectorIndex = build_index(self.spec, corpus, norm=self.norm)
         report: dict[str, Any] = {"n_queries": len(queries)}
         tune_rows = None
         if isinstance(index, FaissIndex):
             exact = ExactIndex(corpus, replace(self.spec, kind="exact"), norm=self.norm)
             if self.spec.knob is None:
                 tune_rows = _sample_rows(len(queries), self.spec.tune_sample, self.spec.seed)
-                report["tuning_recall"] = round(index.tune(queries[tune_rows], k, exact), 4)
+                recall = index.tune(queries[tune_rows], k, exact)
+                report["tuning_recall"] = round(recall, 4)
+                if recall < self.spec.target_recall and self.spec.fallback_to_exact:
+                    log.warning(
+                        "%s: recall@%d %.3f at %s=%d (the most that is cheaper than exact "
+                        "search) < target %.2f: searching exactly instead (--nprobe forces %s)",
+                        index.kind,
+                        min(k, len(corpus)),
+                        recall,
+                        index.knob_name,
+                        index.knob_value,
+                        self.spec.target_recall,
+                        index.kind,
+                    )
+                    report["fallback"] = {"from": index.describe(), "to": "exact"}
+                    index = exact
         t1 = time.perf_counter()
         scores, ids = index.search(queries, k)
         report["search_s"] = round(time.perf_counter() - t1, 3)
