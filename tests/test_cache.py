@@ -142,3 +142,26 @@ def test_bad_token_budget_is_a_usage_error(bad, tiny_model, data_dir, capsys, mo
         monkeypatch,
     )
     assert code == 2 and "max tokens per batch must be >= 1" in err
+
+
+def test_cache_is_shared_across_protocols(tiny_model, data_dir, tmp_path, capsys, monkeypatch):
+    """Entries are per sentence list: the MTEB protocol reuses the XTREME run's embeddings."""
+    monkeypatch.setenv("XSTILTS_CACHE", str(tmp_path / "cache"))
+    args = [
+        "evaluate",
+        "--model",
+        str(tiny_model),
+        "--task",
+        "tatoeba",
+        "--langs",
+        "sw",
+        "--data-dir",
+        str(data_dir),
+    ]
+    assert run_cli([*args, "--out", str(tmp_path / "x.json")], capsys, monkeypatch)[0] == 0
+    code, _, err = run_cli(
+        [*args, "--protocol", "mteb", "--out", str(tmp_path / "m.json")], capsys, monkeypatch
+    )
+    assert code == 0, err
+    enc = json.loads((tmp_path / "m.json").read_text())["encoding"]
+    assert enc["sentences_encoded"] == 0 and enc["sentences_from_cache"] == 2 * 390

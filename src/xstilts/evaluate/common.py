@@ -156,19 +156,18 @@ class EvalContext:
             self.progress.advance(n)
 
     def encode(self, sides: Sequence[Sequence[str]], prefix: str | None = None) -> list[np.ndarray]:
-        """Encode several text lists in one call (fuller batches); one array per list.
+        """Encode several text lists; one array per list, ``(len(self.layers), len(side), hidden)``.
 
-        Each array has shape ``(len(self.layers), len(side), hidden)``. ``prefix`` defaults to
-        the configured one (tasks with asymmetric query/document prefixes pass their own).
-        Served from the embedding cache when the same model already encoded the same texts
-        with the same settings.
+        ``prefix`` defaults to the configured one (tasks with asymmetric query/document
+        prefixes pass their own). Each list is looked up in the embedding cache on its own (so
+        protocols that group sentences differently share entries); the lists not found are
+        encoded together in one call, for fuller batches.
         """
-        texts = [t for side in sides for t in side]
         prefix = self.cfg.prefix if prefix is None else prefix
         t0 = time.perf_counter()
-        key = None
-        emb = None
-        if self.cache is not None and self.model_key is not None and texts:
+        found: list[np.ndarray | None] = [None] * len(sides)
+        keys: list[str | None] = [None] * len(sides)
+        if self.cache is not None and self.model_key is not None:
             settings = {
                 "pooling": self.cfg.pooling,
                 "prefix": prefix,
@@ -176,12 +175,16 @@ class EvalContext:
                 "dtype": self.encoder.dtype,
                 "device": self.encoder.device.type,
             }
-            key = self.cache.key(self.model_key, texts, settings)
-            emb = self.cache.get(key, self.layers)
-            if emb is not None:
-                self.totals.cached_sentences += len(texts)
-                self._advance(len(texts))
-        if emb is None:
+            for i, side in enumerate(sides):
+                if side:
+                    keys[i] = self.cache.key(self.model_key, side, settings)
+                    found[i] = self.cache.get(keys[i], self.layers)
+                    if found[i] is not None:
+                        self.totals.cached_sentences += len(side)
+                        self._advance(len(side))
+        missing = [i for i, f in enumerate(found) if f is None]
+        texts = [t for i in missing for t in sides[i]]
+        if texts:
             emb, stats = self.encoder.encode(
                 texts,
                 layers=self.layers,
@@ -192,14 +195,19 @@ class EvalContext:
                 progress=self._advance,
             )
             self.totals.add(stats)
-            if key is not None and self.cache is not None:
-                self.cache.put(key, self.layers, emb, {"n_texts": len(texts)})
+            start = 0
+            for i in missing:
+                found[i] = emb[:, start : start + len(sides[i])]
+                start += len(sides[i])
+                key = keys[i]
+                if key is not None and self.cache is not None:
+                    self.cache.put(key, self.layers, found[i], {"n_texts": len(sides[i])})
+        hidden = next((f.shape[2] for f in found if f is not None and f.size), 0)
         self.timer.encode_s += time.perf_counter() - t0
-        out, start = [], 0
-        for side in sides:
-            out.append(emb[:, start : start + len(side)])
-            start += len(side)
-        return out
+        return [
+            f if f is not None else np.empty((len(self.layers), 0, hidden), np.float32)
+            for f in found
+        ]
 
     def encode_roles(
         self, queries: Sequence[Sequence[str]], docs: Sequence[Sequence[str]]
