@@ -210,3 +210,10 @@ def test_console_script_exit_code_without_traceback(tmp_path):
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("error:") and "Traceback" not in proc.stderr
+
+
+def test_models_list_shows_builtin_models(capsys, monkeypatch):
+    code, stdout, _ = run_cli(["models", "list"], capsys, monkeypatch)
+    assert code == 0
+    for needle in ("multilingual-e5-small", "tiny-random-xlmr", "licence: MIT", "384"):
+        assert needle in stdout

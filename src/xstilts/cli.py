@@ -406,32 +406,36 @@ def data_list(
     root = resolve_data_dir(data_dir)
     out.print(f"data directory: {root}" + ("" if root.is_dir() else " (missing)"))
     summary = Table(title="Retrieval tasks")
-    for col in ("task", "languages", "present", "lines", "metric", "expected files"):
-        summary.add_column(col)
+    for col in ("task", "languages", "present", "MiB", "metric"):
+        summary.add_column(col, justify="right" if col in ("MiB", "present") else "left")
     detail = Table(title="Per language")
     for col in ("task", "lang", "file", "lines"):
-        detail.add_column(col)
+        detail.add_column(col, overflow="fold")
+    where: list[str] = []
     for task in TASKS.values():
-        present = lines = 0
+        present = size = 0
         for lang in task.languages:
             files = task.files(root, lang)
-            ok = bool(files) and all(p.is_file() for p in files)
-            present += ok
+            present += bool(files) and all(p.is_file() for p in files)
             for p in files:
-                n = _count_lines(p) if p.is_file() else None
-                lines += n or 0
+                exists = p.is_file()
+                size += p.stat().st_size if exists else 0
                 if verbose:
-                    detail.add_row(task.name, lang, str(p), "missing" if n is None else str(n))
-        example = task.files(root, task.languages[0])[0]
+                    detail.add_row(
+                        task.name, lang, str(p), str(_count_lines(p)) if exists else "missing"
+                    )
         summary.add_row(
             task.name,
             str(len(task.languages)),
             f"{present}/{len(task.languages)}",
-            str(lines),
+            f"{size / 2**20:.1f}",
             task.metric,
-            str(example.parent / "…"),
         )
+        where.append(f"  {task.name}: {task.files(root, task.languages[0])[0].parent}")
     out.print(summary)
+    out.print("files expected under:")
+    for line in where:
+        out.print(line, highlight=False)
     if verbose:
         out.print(detail)
 
@@ -506,8 +510,8 @@ def models_list() -> None:
     from xstilts.models.builtin import BUILTIN_MODELS
 
     table = Table(title="Builtin models (use as --model builtin:NAME)")
-    for col in ("name", "layers", "hidden", "size (MB)", "languages", "licence", "description"):
-        table.add_column(col)
+    for col in ("name", "layers", "hidden", "size (MB)", "languages"):
+        table.add_column(col, overflow="fold")
     for info in BUILTIN_MODELS.values():
         table.add_row(
             info.name,
@@ -515,10 +519,12 @@ def models_list() -> None:
             str(info.hidden_size),
             f"{info.size_mb:g}",
             info.languages,
-            info.licence,
-            info.description,
         )
     out.print(table)
+    for info in BUILTIN_MODELS.values():
+        out.print(f"[bold]{info.name}[/bold]: {info.description}")
+        out.print(f"  licence: {info.licence}", highlight=False)
+        out.print(f"  source: {info.source}", highlight=False)
     out.print("Any Hugging Face encoder works too: --model xlm-roberta-large or --model ./my-model")
 
 
