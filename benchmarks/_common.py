@@ -13,14 +13,20 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("XSTILTS_DATA", REPO.parent / "shared" / "data"))
 
 
-def best_of(fn: Callable[[], object], repeat: int = 3) -> float:
-    """Minimum wall time of ``repeat`` calls (the least disturbed measurement)."""
-    times = []
+def best_of_interleaved(fns: dict[str, Callable[[], object]], repeat: int = 3) -> dict[str, float]:
+    """Minimum wall time per variant, the variants run round-robin ``repeat`` times.
+
+    On a shared or burstable machine the speed drifts over minutes; timing variant A three
+    times and then variant B three times turns that drift into a fake difference between
+    them. Round-robin puts every variant through the same conditions.
+    """
+    times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: min(ts) for name, ts in times.items()}
 
 
 def peak_rss_mb() -> float:

@@ -19,7 +19,7 @@ import argparse
 
 import torch
 
-from _common import DATA, best_of, header
+from _common import DATA, best_of_interleaved, header
 from xstilts.data.tatoeba import load_tatoeba
 from xstilts.encode import Encoder, length_sorted_batches
 from xstilts.models import load_model
@@ -30,7 +30,7 @@ def main() -> None:
     ap.add_argument("--model", default="builtin:multilingual-e5-small")
     ap.add_argument("--langs", default="de,ru,zh")
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args()
     header(f"bench_encode: {args.model}, Tatoeba {args.langs}")
 
@@ -60,9 +60,9 @@ def main() -> None:
         "encode, all layers": lambda: enc.encode(texts, layers=None, batch_size=args.batch_size),
     }
     bare()  # warm-up
-    times = {name: best_of(fn, args.repeat) for name, fn in runs.items()}
+    times = best_of_interleaved(runs, args.repeat)
     n = len(texts)
-    print(f"{n} sentences, batch size {args.batch_size}, best of {args.repeat}")
+    print(f"{n} sentences, batch size {args.batch_size}, best of {args.repeat} (round-robin)")
     print(f"{'run':<22}{'seconds':>9}{'sent/s':>9}{'ratio':>8}")
     base = times["bare forward"]
     for name, t in times.items():
