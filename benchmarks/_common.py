@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import resource
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -13,20 +14,29 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("XSTILTS_DATA", REPO.parent / "shared" / "data"))
 
 
-def best_of_interleaved(fns: dict[str, Callable[[], object]], repeat: int = 3) -> dict[str, float]:
-    """Minimum wall time per variant, the variants run round-robin ``repeat`` times.
+def interleaved_rounds(
+    fns: dict[str, Callable[[], object]], rounds: int = 7
+) -> dict[str, list[float]]:
+    """Wall times per variant over ``rounds`` rounds; each round runs every variant once.
 
-    On a shared or burstable machine the speed drifts over minutes; timing variant A three
-    times and then variant B three times turns that drift into a fake difference between
-    them. Round-robin puts every variant through the same conditions.
+    On a shared or burstable machine the speed drifts over minutes (20-40 % on ours): timing
+    variant A several times and then variant B turns that drift into a fake difference.
+    Running all variants in each round, in an order rotated from round to round, puts every
+    variant through the same conditions; compare them with :func:`paired_ratio`.
     """
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeat):
-        for name, fn in fns.items():
+    names = list(fns)
+    times: dict[str, list[float]] = {name: [0.0] * rounds for name in names}
+    for r in range(rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
             t0 = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t0)
-    return {name: min(ts) for name, ts in times.items()}
+            fns[name]()
+            times[name][r] = time.perf_counter() - t0
+    return times
+
+
+def paired_ratio(num: list[float], den: list[float]) -> float:
+    """Median over rounds of ``num[r] / den[r]``: the drift-robust ratio of two variants."""
+    return statistics.median(a / b for a, b in zip(num, den, strict=True))
 
 
 def peak_rss_mb() -> float:

@@ -85,6 +85,20 @@ def write_bucc(root: Path, data_dir: Path, n: int = 120) -> None:
         (d / f"de-en.{split}.gold").write_text("".join(f"de-{i}\ten-{i}\n" for i in range(0, n, 2)))
 
 
+def test_max_sentences_evaluates_a_recorded_subset(
+    tiny_model, data_dir, tmp_path, capsys, monkeypatch
+):
+    out = tmp_path / "res.json"
+    args = ["evaluate", "--model", str(tiny_model), "--task", "tatoeba", "--langs", "de"]
+    args += ["--max-sentences", "50", "--data-dir", str(data_dir), "--out", str(out)]
+    code, _, stderr = run_cli(args, capsys, monkeypatch)
+    assert code == 0, stderr
+    res = json.loads(out.read_text())
+    assert res["sizes"]["de"] == {"x": 50, "en": 50}
+    assert res["settings"]["max_sentences"] == 50
+    assert res["encoding"]["sentences_encoded"] + res["encoding"]["sentences_from_cache"] == 100
+
+
 def test_evaluate_bucc_applies_the_dev_threshold_to_test(
     tiny_model, data_dir, tmp_path, capsys, monkeypatch
 ):
@@ -144,6 +158,8 @@ def test_evaluate_bucc_applies_the_dev_threshold_to_test(
         ("badgold", ["--task", "bucc2018", "--langs", "zh"], ["zh-en.dev.gold:1", "'zh-404'"]),
         ("ok", ["--task", "tatoeba", "--langs", "de", "--layer", "9"], ["layer 9 out of range"]),
         ("ok", ["--task", "tatoeba", "--langs", "de", "--layer", "x"], ["--layer"]),
+        ("ok", ["--task", "lareqa", "--max-sentences", "5"], ["applies to tatoeba and bucc2018"]),
+        ("ok", ["--task", "tatoeba", "--max-sentences", "0"], ["--max-sentences must be >= 1"]),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from xstilts.data.bucc import load_bucc_split, tuning_and_test_splits
+from xstilts.data.bucc import load_bucc_split, subsample_bucc, tuning_and_test_splits
 from xstilts.data.fetch import fetch, recorded_checksums
 from xstilts.data.languages import (
     ALL_TATOEBA,
@@ -66,6 +66,31 @@ def test_bucc_sample_split_loads_with_readme_sizes(data_dir: Path):
     split = load_bucc_split(data_dir, "zh", "dev")
     assert (len(split.x), len(split.en), len(split.gold or [])) == (8624, 13589, 257)
     assert split.x_ids[0] == "zh-000000001"
+
+
+def test_bucc_subsample_keeps_every_gold_pair_and_file_order(data_dir: Path):
+    split = load_bucc_split(data_dir, "zh", "dev")
+    sub = subsample_bucc(split, 2000)
+    assert (len(sub.x), len(sub.en)) == (2000, 2000)
+    assert sub.gold == split.gold
+    gold_x, gold_en = {a for a, _ in split.gold}, {b for _, b in split.gold}
+    assert gold_x <= set(sub.x_ids) and gold_en <= set(sub.en_ids)
+    assert sub.x_ids == sorted(sub.x_ids)  # ids are numbered in file order
+    text = dict(zip(split.x_ids, split.x, strict=True))
+    assert all(text[i] == t for i, t in zip(sub.x_ids, sub.x, strict=True))
+    # seeded: the same subset every time; a different seed draws other distractors
+    assert subsample_bucc(split, 2000).en_ids == sub.en_ids
+    assert subsample_bucc(split, 2000, seed=1).en_ids != sub.en_ids
+    # fewer lines than n: unchanged; n below the gold count: exactly the gold sentences
+    assert subsample_bucc(split, 20000) is split
+    assert set(subsample_bucc(split, 10).x_ids) == gold_x
+
+
+def test_tatoeba_head_is_the_first_n_aligned_pairs(data_dir: Path):
+    pair = load_tatoeba(data_dir, "de")
+    head = pair.head(10)
+    assert (head.x, head.en) == (pair.x[:10], pair.en[:10])
+    assert pair.head(None) is pair and pair.head(5000) is pair
 
 
 def write(p: Path, text: str | bytes) -> Path:

@@ -74,6 +74,14 @@ def base_doc(model: str = "builtin:tiny-random-xlmr") -> dict:
         (lambda d: d["report"].update(baseline="none"), "report.baseline 'none'"),
         (lambda d: d["settings"][1].update(colour="red"), "settings[1].colour"),
         (lambda d: d["training"].update(sampling="random"), "sampling"),
+        (
+            lambda d: d["evaluation"]["tasks"].append({"task": "lareqa", "max_sentences": 9}),
+            "evaluation.tasks[1]: --max-sentences applies to tatoeba and bucc2018 only",
+        ),
+        (
+            lambda d: d["evaluation"]["tasks"].append({"task": "tatoebaa"}),
+            "evaluation.tasks[1]: unknown task 'tatoebaa'",
+        ),
     ],
 )
 def test_spec_errors_name_the_key(tmp_path, mutate, message):

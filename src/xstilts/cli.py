@@ -291,6 +291,13 @@ def evaluate(
     tune_split: Annotated[
         str | None, typer.Option(help="BUCC: split to tune the threshold on (default: dev/sample).")
     ] = None,
+    max_sentences: Annotated[
+        int | None,
+        typer.Option(
+            help="Quick subset: Tatoeba's first N pairs per language; BUCC N lines per side "
+            "with every gold pair kept (easier than the full set)."
+        ),
+    ] = None,
     data_dir: Annotated[
         Path | None, typer.Option(help="Data root (default: $XSTILTS_DATA).")
     ] = None,
@@ -323,6 +330,7 @@ def evaluate(
         raise UsageError(f"--search {search!r}: choose auto, faiss or numpy")
     if k < 1:
         raise UsageError("--k must be >= 1")
+    spec.check_max_sentences(max_sentences)
     root = resolve_data_dir(data_dir)
     if not root.is_dir():
         raise XstiltsError(
@@ -346,6 +354,7 @@ def evaluate(
         k=k,
         margin=margin,
         tune_split=tune_split,
+        max_sentences=max_sentences,
         save_embeddings=save_embeddings,
         save_predictions=save_predictions,
     )

@@ -11,8 +11,10 @@ Text files hold ``id<TAB>sentence`` lines; gold files ``<l>_id<TAB>en_id`` lines
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+
+import numpy as np
 
 from xstilts.errors import DataError
 from xstilts.io import read_lines
@@ -141,3 +143,46 @@ def tuning_and_test_splits(data_dir: Path, lang: str, tune_split: str | None = N
         )
     test = "test" if "test" in splits and tune_split != "test" else None
     return tune_split, test
+
+
+def subsample_bucc(split: BuccSplit, n: int | None, seed: int = 0) -> BuccSplit:
+    """``n`` sentences per side: every gold sentence, then a seeded draw of the others.
+
+    A side with fewer than ``n`` lines is kept whole; one with more than ``n`` gold sentences
+    keeps exactly its gold sentences.
+
+    Mining difficulty comes from the distractors, so a subsample that kept a fraction of each
+    side would lose almost every gold pair (both halves must survive). Keeping all gold
+    sentences and thinning the distractors keeps every positive and makes the task easier:
+    scores on a subsample are for quick comparisons between models, not for comparison with
+    published BUCC numbers. The kept lines stay in file order.
+    """
+    if n is None or (len(split.x) <= n and len(split.en) <= n):
+        return split
+    gold = split.gold or []
+    rng = np.random.default_rng(seed)
+
+    def keep(ids: list[str], gold_ids: set[str]) -> np.ndarray:
+        must = np.array([i in gold_ids for i in ids], dtype=bool)
+        if len(ids) <= n:
+            return np.ones(len(ids), dtype=bool)
+        if must.sum() >= n:
+            return must
+        others = np.flatnonzero(~must)
+        chosen = rng.choice(others, size=n - int(must.sum()), replace=False)
+        must[chosen] = True
+        return must
+
+    kx = keep(split.x_ids, {a for a, _ in gold})
+    ken = keep(split.en_ids, {b for _, b in gold})
+
+    def pick(values: list[str], mask: np.ndarray) -> list[str]:
+        return [v for v, k in zip(values, mask, strict=True) if k]
+
+    return replace(
+        split,
+        x_ids=pick(split.x_ids, kx),
+        x=pick(split.x, kx),
+        en_ids=pick(split.en_ids, ken),
+        en=pick(split.en, ken),
+    )

@@ -71,6 +71,7 @@ class RetrievalTask:
     parse_langs: Callable[[str], list[str]]
     files: Callable[[Path, str], list[Path]]  # files expected for one language
     protocols: tuple[str, ...] = ("xtreme",)  # --protocol values; the first is the default
+    subsample: bool = False  # whether --max-sentences (a quick subset) is defined for it
 
     def check_protocol(self, protocol: str) -> None:
         """Raise a one-line usage error unless ``protocol`` is defined for this task."""
@@ -78,6 +79,18 @@ class RetrievalTask:
             raise UsageError(
                 f"--protocol {protocol!r} does not apply to {self.name} "
                 f"(choose {' or '.join(self.protocols)})"
+            )
+
+    def check_max_sentences(self, n: int | None) -> None:
+        """Raise a one-line usage error unless ``--max-sentences n`` is valid for this task."""
+        if n is None:
+            return
+        if n < 1:
+            raise UsageError(f"--max-sentences must be >= 1, got {n}")
+        if not self.subsample:
+            names = [t.name for t in TASKS.values() if t.subsample]
+            raise UsageError(
+                f"--max-sentences applies to {' and '.join(names)} only, not {self.name}"
             )
 
 
@@ -94,6 +107,7 @@ TASKS: dict[str, RetrievalTask] = {
             parse_langs=parse_tatoeba_langs,
             files=_tatoeba_files,
             protocols=("xtreme", "mteb"),
+            subsample=True,
         ),
         RetrievalTask(
             name="bucc2018",
@@ -105,6 +119,7 @@ TASKS: dict[str, RetrievalTask] = {
             parse_langs=_fixed_langs("BUCC 2018", BUCC_LANGS),
             files=_bucc_files,
             protocols=("xtreme", "mteb"),
+            subsample=True,
         ),
         RetrievalTask(
             name="lareqa",

@@ -6,7 +6,7 @@ directory holding the files directly (a LASER checkout's ``data/tatoeba/v1``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from xstilts.data.languages import display_code, to_laser
@@ -27,6 +27,16 @@ class TatoebaPair:
 
     def __len__(self) -> int:
         return len(self.x)
+
+    def head(self, n: int | None) -> TatoebaPair:
+        """The first ``n`` pairs (all of them for None): a smaller, still aligned test set.
+
+        File order, not a random draw, so the subset is the same for every tool that reads the
+        same files (``--max-sentences``, used by the CPU-sized quickstart).
+        """
+        if n is None or n >= len(self.x):
+            return self
+        return replace(self, x=self.x[:n], en=self.en[:n])
 
 
 def tatoeba_dir(data_dir: Path) -> Path:

@@ -23,7 +23,12 @@ from typing import Any
 
 import numpy as np
 
-from xstilts.data.bucc import BuccSplit, load_bucc_split, tuning_and_test_splits
+from xstilts.data.bucc import (
+    BuccSplit,
+    load_bucc_split,
+    subsample_bucc,
+    tuning_and_test_splits,
+)
 from xstilts.evaluate.common import EvalContext
 from xstilts.evaluate.mteb import MTEB_DIRECTION, mteb_rows, scores_of, top1
 from xstilts.io import write_text_atomic
@@ -107,9 +112,11 @@ def _load_plan(ctx: EvalContext) -> list[tuple[str, list[BuccSplit]]]:
     with ctx.timing("data"):
         for lang in ctx.cfg.langs:
             tune_name, test_name = tuning_and_test_splits(ctx.data_dir, lang, ctx.cfg.tune_split)
-            splits = [load_bucc_split(ctx.data_dir, lang, tune_name)]
-            if test_name:
-                splits.append(load_bucc_split(ctx.data_dir, lang, test_name))
+            names = [tune_name] + ([test_name] if test_name else [])
+            splits = [
+                subsample_bucc(load_bucc_split(ctx.data_dir, lang, name), ctx.cfg.max_sentences)
+                for name in names
+            ]
             plan.append((lang, splits))
     return plan
 

@@ -47,6 +47,9 @@ class EvalConfig:
     k: int = 4
     margin: str = "ratio"
     tune_split: str | None = None
+    # Tatoeba: the first N pairs per language; BUCC: N lines per side, gold kept (a quick,
+    # easier subset for CPU-sized comparisons; see docs/protocols.md). None: the whole set.
+    max_sentences: int | None = None
     save_embeddings: Path | None = None
     save_predictions: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)

@@ -119,7 +119,9 @@ def _mteb_pair(ctx: EvalContext, pair: TatoebaPair) -> list[dict[str, Any]]:
 def evaluate_tatoeba(ctx: EvalContext) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Tatoeba for every language in the config; all files are checked before encoding."""
     with ctx.timing("data"):
-        pairs: list[TatoebaPair] = [load_tatoeba(ctx.data_dir, lang) for lang in ctx.cfg.langs]
+        pairs: list[TatoebaPair] = [
+            load_tatoeba(ctx.data_dir, lang).head(ctx.cfg.max_sentences) for lang in ctx.cfg.langs
+        ]
     mteb = ctx.cfg.protocol == "mteb"
     qp, dp = ctx.cfg.role_prefixes()
     passes = 1 if mteb or qp == dp else 2

@@ -76,6 +76,8 @@ def eval_config(spec: ExperimentSpec, task: EvalTask) -> EvalConfig:
 
     ev = spec.evaluation
     reg = get_task(task.task)
+    reg.check_protocol(task.protocol)
+    reg.check_max_sentences(task.max_sentences)
     layers = None if ev.layers in ("all", "last") else list(ev.layers)
     return EvalConfig(
         task=reg.name,
@@ -86,6 +88,7 @@ def eval_config(spec: ExperimentSpec, task: EvalTask) -> EvalConfig:
         query_prefix=ev.query_prefix,
         doc_prefix=ev.doc_prefix,
         protocol=task.protocol,
+        max_sentences=task.max_sentences,
         batch_size=ev.batch_size,
         max_tokens_per_batch=ev.max_tokens_per_batch,
     )
@@ -94,7 +97,9 @@ def eval_config(spec: ExperimentSpec, task: EvalTask) -> EvalConfig:
 def eval_hash(spec: ExperimentSpec, task: EvalTask) -> str:
     """Hash of everything that changes one evaluation's numbers."""
     ev = spec.evaluation.model_dump(mode="json", exclude={"tasks", "report_layer"})
-    return config_hash({"task": task.model_dump(mode="json"), "evaluation": ev})[:20]
+    # exclude_none: a new optional task key leaves the hashes of existing specs unchanged
+    task_key = task.model_dump(mode="json", exclude_none=True)
+    return config_hash({"task": task_key, "evaluation": ev})[:20]
 
 
 def ensure_trained(cfg: TrainConfig, view: RunView) -> Path:

@@ -33,7 +33,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from xstilts.errors import UsageError
+from xstilts.errors import UsageError, XstiltsError
 from xstilts.train.config import TrainConfig
 
 Group = Literal["baseline", "english", "multilingual", "mixed"]
@@ -68,6 +68,8 @@ class EvalTask(_Strict):
     task: str
     langs: str | list[str] | None = None
     protocol: Literal["xtreme", "mteb"] = "xtreme"
+    # A quick subset (Tatoeba: first N pairs; BUCC: N lines per side, gold kept); None = all.
+    max_sentences: int | None = Field(None, ge=1)
 
     def langs_spec(self) -> str | None:
         """The language spec as the evaluate command takes it."""
@@ -175,7 +177,16 @@ def load_spec(path: str | Path) -> ExperimentSpec:
         spec.output = path.parent / spec.output
     if spec.data_dir is not None and not spec.data_dir.is_absolute():
         spec.data_dir = path.parent / spec.data_dir
-    # validate every cell's training block now, not hours into the run
+    # validate every retrieval task and every cell's training block now, not hours into the run
+    from xstilts.data.registry import get_task
+
+    for i, task in enumerate(spec.evaluation.tasks):
+        try:
+            reg = get_task(task.task)
+            reg.check_protocol(task.protocol)
+            reg.check_max_sentences(task.max_sentences)
+        except XstiltsError as exc:
+            raise UsageError(f"{path}: evaluation.tasks[{i}]: {exc}") from None
     for i, setting in enumerate(spec.settings):
         if setting.tasks:
             try:
