@@ -28,7 +28,12 @@ REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 class LiveView:
     """The runner's live display: cells done/left with ETA, the current stage, its progress."""
 
-    def __init__(self, total_cells: int) -> None:
+    def __init__(self, total_cells: int, *, plain: bool = False) -> None:
+        # plain: stderr is not a terminal (CI logs, `> log`), where a live display shows
+        # nothing until the end; print one line per cell start/end instead.
+        self.plain = plain
+        self.total_cells = total_cells
+        self.t0 = time.perf_counter()
         self.cells = Progress(
             TextColumn("[bold]cells"),
             BarColumn(),
@@ -55,9 +60,17 @@ class LiveView:
     def cell_started(self, index: int, total: int, cell: Cell) -> None:
         self.current = cell.label
         self.cells.update(self.cells_task, status=f"now: {cell.label}")
+        self._log(f"cell {index + 1}/{total}: {cell.label}")
+
+    def _log(self, text: str) -> None:
+        if self.plain:
+            from xstilts.cli import err
+
+            err.print(f"[{time.perf_counter() - self.t0:6.0f}s] {text}", highlight=False)
 
     def stage(self, text: str) -> None:
         self._reset(f"{self.current}: {text}", None)
+        self._log(f"  {text}")
 
     def _reset(self, description: str, total: int | None) -> None:
         if self.inner_task is not None:
@@ -84,6 +97,7 @@ class LiveView:
         from xstilts.cli import err
 
         self.cells.advance(self.cells_task)
+        self._log(f"{cell.label}: {status}")
         if status == "failed":
             self.failed += 1
             err.print(f"cell failed: {cell.label}: {error}")
@@ -92,20 +106,21 @@ class LiveView:
 def run_spec(spec_path: Path, *, report: bool, out: Path | None = None) -> Path | None:
     """Run a spec with the live view; write the report (returns its directory)."""
     from xstilts.cli import err
-    from xstilts.cli import out as console
     from xstilts.experiment.grid import expand_grid
     from xstilts.experiment.runner import run_experiment
     from xstilts.experiment.spec import load_spec
 
     spec = load_spec(spec_path)
     cells = expand_grid(spec)
-    view = LiveView(len(cells))
+    view = LiveView(len(cells), plain=not err.is_terminal)
     t0 = time.perf_counter()
     with Live(view.renderable(), console=err, refresh_per_second=4, transient=True):
         summary = run_experiment(spec, view=view)
     err.print(
         f"{len(summary.done)} cells run, {len(summary.skipped)} already done, "
-        f"{len(summary.failed)} failed in {time.perf_counter() - t0:.0f}s; store: {summary.store}"
+        f"{len(summary.failed)} failed in {time.perf_counter() - t0:.0f}s; "
+        f"store: {summary.store.resolve()}",
+        highlight=False,
     )
     for label, error in summary.failed.items():
         err.print(f"  failed: {label}: {error}")
@@ -115,7 +130,6 @@ def run_spec(spec_path: Path, *, report: bool, out: Path | None = None) -> Path 
 
     target = out or (spec.output / "report" if spec.output else Path("report"))
     report_command(spec_path, out_dir=target)
-    console.print(f"report: {target / 'report.html'}")
     return target
 
 

@@ -20,7 +20,8 @@ def _print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
         table.add_column(Text(col), justify="left" if i == 0 else "right", min_width=widest)
     for row in rows:
         table.add_row(*(Text(c) for c in row))
-    out.print(table)
+    # Off a terminal (a log file, CI) rich assumes 80 columns and would squeeze the headers.
+    out.print(table, width=None if out.is_terminal else 200)
 
 
 def report_command(
@@ -43,16 +44,24 @@ def report_command(
     from xstilts.report.render import summary_table
 
     report, paths = make_report(spec_or_db, out_dir, layer=layer, bootstrap=bootstrap)
+    starred = False
     for model in dict.fromkeys(r.model for r in report.results):
         table = summary_table([r for r in report.results if r.model == model])
         title = f"{report.title}: {model} at layer {report.layers[model]}"
-        _print_table(title, table.header, [[c.text for c in row] for row in table.rows])
-    if report.results:
-        out.print("* every available CI excludes 0 (paired bootstrap over sentences; t over seeds)")
+        rows = [[c.text for c in row] for row in table.rows]
+        starred |= any("*" in c for row in rows for c in row[1:])
+        _print_table(title, table.header, rows)
+    out.print(
+        ("* every available CI excludes 0; " if starred else "no difference is significant; ")
+        + f"CIs: {100 * report.options.confidence:.0f}% paired bootstrap over sentences "
+        "(t over seeds when several)",
+        markup=False,
+        highlight=False,
+    )
     for note in report.notes:
         out.print(f"note: {note}", markup=False)
-    out.print(f"report: {paths['html']}", markup=False, highlight=False)
-    out.print(f"markdown: {paths['markdown']}", markup=False, highlight=False)
+    out.print(f"report: {paths['html'].resolve()}", markup=False, highlight=False)
+    out.print(f"markdown: {paths['markdown'].resolve()}", markup=False, highlight=False)
 
 
 def compare_command(
