@@ -5,8 +5,9 @@ Each variant runs in its own subprocess (so its peak RSS is its own) on the same
 
 * (a) ``naive``: fixed batches of 100 sentences in file order, fp32, one layer kept (the last)
   - the way XTREME's scripts encode;
-* (b) ``xstilts``: ``Encoder.encode`` with xstilts' defaults (length-sorted batches, the
-  ``--dtype auto`` choice for this machine, token budget if given) keeping ALL hidden states;
+* (b) ``xstilts``: ``Encoder.encode`` with xstilts' defaults (length-sorted batches of at most 256
+  sentences and 8,192 padded tokens, the
+  ``--dtype auto`` choice for this machine) keeping ALL hidden states;
 * (c) ``sentence-transformers``: ``SentenceTransformer.encode`` on the same model directory
   (mean pooling, last layer, its default batch size 32) - needs ``pip install '.[bench]'``.
 
@@ -25,6 +26,7 @@ import sys
 import time
 
 from _common import DATA, header, paired_ratio, peak_rss_mb
+from xstilts import defaults
 
 
 def load_texts(langs: str, per_lang: int | None) -> list[str]:
@@ -94,8 +96,8 @@ def main() -> None:
     ap.add_argument("--model", default="builtin:multilingual-e5-small")
     ap.add_argument("--langs", default="xtreme")
     ap.add_argument("--per-lang", type=int, default=None, help="Cap sentences per language.")
-    ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--max-tokens", type=int, default=None)
+    ap.add_argument("--batch-size", type=int, default=defaults.BATCH_SIZE, help="xstilts only")
+    ap.add_argument("--max-tokens", type=int, default=defaults.MAX_TOKENS_PER_BATCH)
     ap.add_argument("--dtype", default="auto")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--variant", choices=["naive", "xstilts", "sentence-transformers"])

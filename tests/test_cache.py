@@ -123,7 +123,20 @@ def test_cache_info_and_clear_commands(tmp_path, capsys, monkeypatch):
     assert EmbeddingCache().info().entries == 0
 
 
-@pytest.mark.parametrize("bad", ["0", "-5"])
+def test_token_budget_zero_means_fixed_size_batches(tiny_model):
+    from xstilts.encode import Encoder
+    from xstilts.models import load_model
+
+    loaded = load_model(str(tiny_model))
+    enc = Encoder(loaded.model, loaded.tokenizer, device="cpu", dtype="fp32")
+    texts = ["a", "a b c d e f g h", "b c", "c d e"] * 5
+    _, fixed = enc.encode(texts, batch_size=4, max_tokens_per_batch=0)
+    _, budget = enc.encode(texts, batch_size=4, max_tokens_per_batch=12)
+    assert fixed.n_batches == 5  # 20 texts in batches of 4
+    assert budget.n_batches > fixed.n_batches  # long texts get smaller batches
+
+
+@pytest.mark.parametrize("bad", ["-1", "-5"])
 def test_bad_token_budget_is_a_usage_error(bad, tiny_model, data_dir, capsys, monkeypatch):
     code, _, err = run_cli(
         [
@@ -141,7 +154,7 @@ def test_bad_token_budget_is_a_usage_error(bad, tiny_model, data_dir, capsys, mo
         capsys,
         monkeypatch,
     )
-    assert code == 2 and "max tokens per batch must be >= 1" in err
+    assert code == 2 and "max tokens per batch must be >= 0" in err
 
 
 def test_cache_is_shared_across_protocols(tiny_model, data_dir, tmp_path, capsys, monkeypatch):

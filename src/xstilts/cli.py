@@ -24,6 +24,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from xstilts import defaults
 from xstilts.errors import UsageError, XstiltsError
 
 app = typer.Typer(
@@ -274,11 +275,11 @@ def evaluate(
         typer.Option(help="Prefix of the searched side, e.g. 'passage: ' (default: --prefix)."),
     ] = None,
     batch_size: Annotated[
-        int, typer.Option(help="Sentences per forward pass (the cap with a token budget).")
-    ] = 32,
+        int, typer.Option(help="The most sentences per forward pass.")
+    ] = defaults.BATCH_SIZE,
     max_tokens_per_batch: Annotated[
-        int | None, typer.Option(help="Bound batches by padded tokens instead (e.g. 8192).")
-    ] = None,
+        int, typer.Option(help="The most padded tokens per forward pass (0: no bound).")
+    ] = defaults.MAX_TOKENS_PER_BATCH,
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Do not read or write the embedding cache.")
     ] = False,

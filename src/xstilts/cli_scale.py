@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import numpy as np
 import typer
 
+from xstilts import defaults
 from xstilts.embed import EmbedResult, EmbedSettings, ProcessGroup, embed_file, process_group
 from xstilts.errors import DataError, UsageError
 from xstilts.index import IndexSpec, mine_indexed
@@ -280,9 +281,9 @@ PoolingOpt = Annotated[str, typer.Option(help="mean, mean-nospecial or cls.")]
 PrefixOpt = Annotated[str, typer.Option(help="Text prefix, e.g. 'query: ' for E5.")]
 DtypeOpt = Annotated[str, typer.Option(help="Compute dtype: auto, fp32, bf16 or fp16.")]
 StoreOpt = Annotated[str, typer.Option(help="Stored dtype: float32 or float16 (half the disk).")]
-BatchOpt = Annotated[int, typer.Option(help="Sentences per forward pass (cap with a budget).")]
+BatchOpt = Annotated[int, typer.Option(help="The most sentences per forward pass.")]
 TokensOpt = Annotated[
-    int | None, typer.Option(help="Bound batches by padded tokens instead (e.g. 8192).")
+    int, typer.Option(help="The most padded tokens per forward pass (0: no bound).")
 ]
 MaxLenOpt = Annotated[int, typer.Option(help="Maximum tokens per sentence (longer: truncated).")]
 ChunkOpt = Annotated[int, typer.Option(help="Sentences per resumable chunk (and per process).")]
@@ -326,8 +327,8 @@ def embed_command(
     prefix: PrefixOpt = "",
     dtype: DtypeOpt = "auto",
     store_dtype: StoreOpt = "float32",
-    batch_size: BatchOpt = 32,
-    max_tokens_per_batch: TokensOpt = None,
+    batch_size: BatchOpt = defaults.BATCH_SIZE,
+    max_tokens_per_batch: TokensOpt = defaults.MAX_TOKENS_PER_BATCH,
     max_length: MaxLenOpt = 512,
     chunk_size: ChunkOpt = 10_000,
     fmt: FormatOpt = "auto",
@@ -427,8 +428,8 @@ def mine_command(
     prefix: PrefixOpt = "",
     dtype: DtypeOpt = "auto",
     store_dtype: StoreOpt = "float32",
-    batch_size: BatchOpt = 32,
-    max_tokens_per_batch: TokensOpt = None,
+    batch_size: BatchOpt = defaults.BATCH_SIZE,
+    max_tokens_per_batch: TokensOpt = defaults.MAX_TOKENS_PER_BATCH,
     max_length: MaxLenOpt = 512,
     chunk_size: ChunkOpt = 10_000,
     fmt: FormatOpt = "auto",

@@ -43,6 +43,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from xstilts import defaults
 from xstilts.errors import DataError, UsageError
 from xstilts.io import atomic_path, write_json_atomic
 
@@ -271,8 +272,8 @@ class EmbedSettings:
     chunk_size: int = 10_000
     unique: bool = False
     fmt: str = "auto"
-    batch_size: int = 32
-    max_tokens_per_batch: int | None = None
+    batch_size: int = defaults.BATCH_SIZE
+    max_tokens_per_batch: int | None = defaults.MAX_TOKENS_PER_BATCH
 
     def __post_init__(self) -> None:
         if self.store_dtype not in STORE_DTYPES:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from xstilts import defaults
 from xstilts.errors import UsageError
 
 POOLINGS = ("mean", "mean-nospecial", "cls")
@@ -239,8 +240,8 @@ class Encoder:
         layers: Sequence[int] | None = None,
         pooling: str = "mean",
         prefix: str = "",
-        batch_size: int = 32,
-        max_tokens_per_batch: int | None = None,
+        batch_size: int = defaults.BATCH_SIZE,
+        max_tokens_per_batch: int | None = defaults.MAX_TOKENS_PER_BATCH,
         progress=None,
     ) -> tuple[np.ndarray, EncodeStats]:
         """Embed ``texts``; returns ``(array of shape (len(layers), n, hidden), stats)``.
@@ -254,8 +255,9 @@ class Encoder:
             raise UsageError(f"unknown pooling {pooling!r}; choose one of {', '.join(POOLINGS)}")
         if batch_size < 1:
             raise UsageError("batch size must be >= 1")
-        if max_tokens_per_batch is not None and max_tokens_per_batch < 1:
-            raise UsageError("max tokens per batch must be >= 1")
+        if max_tokens_per_batch is not None and max_tokens_per_batch < 0:
+            raise UsageError("max tokens per batch must be >= 0 (0: no token bound)")
+        max_tokens_per_batch = max_tokens_per_batch or None
         layer_idx = self.layer_indices(layers)
         start = time.perf_counter()
         ids, n_trunc = self.tokenize(texts, prefix)

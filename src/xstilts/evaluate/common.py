@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from xstilts import defaults
 from xstilts.cache import EmbeddingCache
 from xstilts.encode import Encoder, EncodeStats, LazyEncoder
 from xstilts.io import atomic_path
@@ -39,8 +40,8 @@ class EvalConfig:
     query_prefix: str | None = None
     doc_prefix: str | None = None
     protocol: str = "xtreme"  # "xtreme" or "mteb" (Tatoeba and BUCC only)
-    batch_size: int = 32
-    max_tokens_per_batch: int | None = None
+    batch_size: int = defaults.BATCH_SIZE
+    max_tokens_per_batch: int | None = defaults.MAX_TOKENS_PER_BATCH
     max_length: int = 512
     use_cache: bool = True
     search_backend: Backend = "auto"

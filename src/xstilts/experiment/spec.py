@@ -33,6 +33,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from xstilts import defaults
 from xstilts.errors import UsageError, XstiltsError
 from xstilts.train.config import TrainConfig
 
@@ -86,8 +87,8 @@ class Evaluation(_Strict):
     prefix: str = ""
     query_prefix: str | None = None
     doc_prefix: str | None = None
-    batch_size: int = Field(32, ge=1)
-    max_tokens_per_batch: int | None = Field(None, ge=1)
+    batch_size: int = Field(defaults.BATCH_SIZE, ge=1)
+    max_tokens_per_batch: int | None = Field(defaults.MAX_TOKENS_PER_BATCH, ge=0)
     dtype: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
 
 
