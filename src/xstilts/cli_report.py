@@ -17,6 +17,8 @@ def _print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
     table = Table(title=Text(title))  # Text: "[+1.0, +3.2]" and names are never markup
     for i, col in enumerate(header):
         widest = max((len(row[i]) for row in rows), default=1)  # cells on one line, headers wrap
+        if not out.is_terminal:  # a log has room: headers on one line too
+            widest = max(widest, len(col))
         table.add_column(Text(col), justify="left" if i == 0 else "right", min_width=widest)
     for row in rows:
         table.add_row(*(Text(c) for c in row))
