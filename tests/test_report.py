@@ -148,7 +148,7 @@ def make_store(path: Path, *, drop_items: set[str] = frozenset(), with_spec: boo
             "evaluation": {
                 "tasks": [
                     {"task": "tatoeba", "langs": list(LANGS)},
-                    {"task": "bucc2018", "langs": ["de", "zh"]},
+                    {"task": "bucc2018", "langs": ["de", "zh"], "max_sentences": 2500},
                 ],
                 "layers": list(LAYERS),
                 "report_layer": "last",
@@ -364,6 +364,12 @@ def test_headline_selection_layer_and_split(built, tmp_path):
         build_report(db, layer=7)
     with pytest.raises(UsageError, match="at least 100"):
         build_report(db, bootstrap=10)
+
+
+def test_subset_evaluations_are_noted(built):
+    _, report, paths = built
+    assert any("bucc2018 was evaluated on a subset" in n for n in report.notes)
+    assert "2500 lines per side" in paths["markdown"].read_text(encoding="utf-8")
 
 
 def test_cis_and_significance(built):

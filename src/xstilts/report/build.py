@@ -272,6 +272,15 @@ def build_report(source: Path, *, layer: int | None = None, bootstrap: int | Non
     notes = [*failed]
     if not results:
         notes.append("no headline metric (protocol xtreme) at the report layer")
+    for task in spec.evaluation.tasks if spec else []:
+        if task.max_sentences:
+            what = (
+                f"the first {task.max_sentences} pairs per language"
+                if task.task == "tatoeba"
+                else f"every gold pair and {task.max_sentences} lines per side (an easier task "
+                "than the full split)"
+            )
+            notes.append(f"{task.task} was evaluated on a subset: {what} (max_sentences)")
     title = spec.name if spec else Path(source).stem
     return Report(title, Path(source), spec, options, layers, results, metrics, notes)
 
