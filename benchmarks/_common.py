@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -24,14 +26,37 @@ def interleaved_rounds(
     Running all variants in each round, in an order rotated from round to round, puts every
     variant through the same conditions; compare them with :func:`paired_ratio`.
     """
-    names = list(fns)
-    times: dict[str, list[float]] = {name: [0.0] * rounds for name in names}
+    times: dict[str, list[float]] = {name: [0.0] * rounds for name in fns}
     for r in range(rounds):
-        for name in names[r % len(names) :] + names[: r % len(names)]:
+        for name in _rotated(list(fns), r):
             t0 = time.perf_counter()
             fns[name]()
             times[name][r] = time.perf_counter() - t0
     return times
+
+
+def _rotated(names: list[str], r: int) -> list[str]:
+    """Round ``r``'s order: the variant list rotated by ``r``."""
+    return names[r % len(names) :] + names[: r % len(names)]
+
+
+def subprocess_rounds(script: str, variants: list[str], rounds: int) -> dict[str, list[dict]]:
+    """Run ``script --variant V <this process's arguments>`` per variant and round, rotating.
+
+    Each run is its own process (its own peak RSS) and prints one JSON line last. Variants
+    that failed in any round are dropped (with their stderr tail printed), so the lists that
+    remain are aligned round by round for :func:`paired_ratio`.
+    """
+    runs: dict[str, list[dict]] = {v: [] for v in variants}
+    for r in range(rounds):
+        for variant in _rotated(variants, r):
+            cmd = [sys.executable, script, "--variant", variant, *sys.argv[1:]]
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode != 0:
+                print(f"{variant}: failed\n{proc.stderr[-3000:]}")
+                continue
+            runs[variant].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    return {v: rs for v, rs in runs.items() if len(rs) == rounds}
 
 
 def paired_ratio(num: list[float], den: list[float]) -> float:

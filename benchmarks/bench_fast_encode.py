@@ -21,11 +21,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import time
 
-from _common import DATA, header, paired_ratio, peak_rss_mb
+from _common import DATA, header, paired_ratio, peak_rss_mb, subprocess_rounds
 from xstilts import defaults
 
 
@@ -106,18 +104,7 @@ def main() -> None:
         print(json.dumps(run_variant(args)))
         return
     header(f"bench_fast_encode: {args.model}, Tatoeba {args.langs}")
-    variants = ["naive", "xstilts", "sentence-transformers"]
-    forwarded = sys.argv[1:]
-    runs: dict[str, list[dict]] = {v: [] for v in variants}
-    for r in range(args.rounds):  # rotating order: drift in machine speed hits all variants
-        for variant in variants[r % 3 :] + variants[: r % 3]:
-            cmd = [sys.executable, __file__, "--variant", variant, *forwarded]
-            proc = subprocess.run(cmd, capture_output=True, text=True)
-            if proc.returncode != 0:
-                print(f"{variant}: failed\n{proc.stderr[-2000:]}")
-                continue
-            runs[variant].append(json.loads(proc.stdout.strip().splitlines()[-1]))
-    runs = {v: rs for v, rs in runs.items() if len(rs) == args.rounds}
+    runs = subprocess_rounds(__file__, ["naive", "xstilts", "sentence-transformers"], args.rounds)
     secs = {v: [r["seconds"] for r in rs] for v, rs in runs.items()}
     n = runs["naive"][0]["sentences"]
     print(f"{n} sentences, {args.rounds} rounds (rotating order); seconds = fastest round")

@@ -18,12 +18,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-from _common import DATA, header, paired_ratio, peak_rss_mb
+from _common import DATA, header, paired_ratio, peak_rss_mb, subprocess_rounds
 
 
 def run_variant(args: argparse.Namespace) -> dict:
@@ -121,20 +119,7 @@ def main() -> None:
         f"bench_train: {args.model}, MNLI, {args.steps} steps x {args.batch_size}, "
         f"max length {args.max_length}"
     )
-    variants = ["trainer", "trainer-grouped", "xstilts"]
-    runs: dict[str, list[dict]] = {v: [] for v in variants}
-    for r in range(args.rounds):  # rotating order: drift in machine speed hits all variants
-        for variant in variants[r % 3 :] + variants[: r % 3]:
-            proc = subprocess.run(
-                [sys.executable, __file__, "--variant", variant, *sys.argv[1:]],
-                capture_output=True,
-                text=True,
-            )
-            if proc.returncode != 0:
-                print(f"{variant}: failed\n{proc.stderr[-3000:]}")
-                continue
-            runs[variant].append(json.loads(proc.stdout.strip().splitlines()[-1]))
-    runs = {v: rs for v, rs in runs.items() if len(rs) == args.rounds}
+    runs = subprocess_rounds(__file__, ["trainer", "trainer-grouped", "xstilts"], args.rounds)
     # seconds per example, so that paired_ratio(trainer, variant) is variant's speed-up
     spe = {v: [1 / r["examples_per_s"] for r in rs] for v, rs in runs.items()}
     print(f"{args.rounds} rounds (rotating order); examples/s = fastest round")

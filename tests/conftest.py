@@ -30,6 +30,12 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
 
 
+def evaluate_args(model, task: str, langs: str, data_dir) -> list[str]:
+    """``xstilts evaluate`` arguments for one model, task, language list and data root."""
+    return ["evaluate", "--model", str(model), "--task", task, "--langs", langs,
+            "--data-dir", str(data_dir)]  # fmt: skip
+
+
 def run_cli(args: list[str], capsys, monkeypatch) -> tuple[int, str, str]:
     """Run the real ``xstilts`` entry point in-process; return (exit code, stdout, stderr)."""
     import sys

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import run_cli
+from conftest import evaluate_args, run_cli
 from xstilts import encode
 from xstilts.cache import EmbeddingCache, texts_sha256
 from xstilts.encode import length_sorted_batches, resolve_dtype
@@ -80,17 +80,7 @@ def test_second_evaluate_is_served_from_cache_without_loading_the_model(
     tiny_model, data_dir, tmp_path, capsys, monkeypatch
 ):
     monkeypatch.setenv("XSTILTS_CACHE", str(tmp_path / "cache"))  # start empty
-    args = [
-        "evaluate",
-        "--model",
-        str(tiny_model),
-        "--task",
-        "tatoeba",
-        "--langs",
-        "de,sw",
-        "--data-dir",
-        str(data_dir),
-    ]
+    args = evaluate_args(tiny_model, "tatoeba", "de,sw", data_dir)
     code, _, err1 = run_cli([*args, "--out", str(tmp_path / "a.json")], capsys, monkeypatch)
     assert code == 0, err1
     code, _, err2 = run_cli([*args, "--out", str(tmp_path / "b.json")], capsys, monkeypatch)
@@ -160,17 +150,7 @@ def test_bad_token_budget_is_a_usage_error(bad, tiny_model, data_dir, capsys, mo
 def test_cache_is_shared_across_protocols(tiny_model, data_dir, tmp_path, capsys, monkeypatch):
     """Entries are per sentence list: the MTEB protocol reuses the XTREME run's embeddings."""
     monkeypatch.setenv("XSTILTS_CACHE", str(tmp_path / "cache"))
-    args = [
-        "evaluate",
-        "--model",
-        str(tiny_model),
-        "--task",
-        "tatoeba",
-        "--langs",
-        "sw",
-        "--data-dir",
-        str(data_dir),
-    ]
+    args = evaluate_args(tiny_model, "tatoeba", "sw", data_dir)
     assert run_cli([*args, "--out", str(tmp_path / "x.json")], capsys, monkeypatch)[0] == 0
     code, _, err = run_cli(
         [*args, "--protocol", "mteb", "--out", str(tmp_path / "m.json")], capsys, monkeypatch

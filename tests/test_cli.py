@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import run_cli
+from conftest import evaluate_args, run_cli
 from xstilts.evaluate import tatoeba_metrics
 
 
@@ -89,8 +89,8 @@ def test_max_sentences_evaluates_a_recorded_subset(
     tiny_model, data_dir, tmp_path, capsys, monkeypatch
 ):
     out = tmp_path / "res.json"
-    args = ["evaluate", "--model", str(tiny_model), "--task", "tatoeba", "--langs", "de"]
-    args += ["--max-sentences", "50", "--data-dir", str(data_dir), "--out", str(out)]
+    args = evaluate_args(tiny_model, "tatoeba", "de", data_dir)
+    args += ["--max-sentences", "50", "--out", str(out)]
     code, _, stderr = run_cli(args, capsys, monkeypatch)
     assert code == 0, stderr
     res = json.loads(out.read_text())

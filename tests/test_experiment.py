@@ -202,3 +202,15 @@ def test_killed_run_resumes_without_duplicate_or_lost_rows(tmp_path):
         statuses = {s for (s,) in con.execute("SELECT status FROM cells")}
     assert rows == distinct == 4 * 2 * 2 * 3
     assert statuses == {"done"}
+
+
+def test_eval_hash_ignores_batching_but_not_protocol_settings(tmp_path):
+    from xstilts.experiment.runner import eval_hash
+
+    spec = load_spec(write_spec(tmp_path / "s.yaml", base_doc()))
+    task = spec.evaluation.tasks[0]
+    before = eval_hash(spec, task)
+    spec.evaluation.batch_size, spec.evaluation.max_tokens_per_batch = 7, 0
+    assert eval_hash(spec, task) == before  # speed settings do not change the numbers
+    spec.evaluation.pooling = "cls"
+    assert eval_hash(spec, task) != before

@@ -324,14 +324,13 @@ def evaluate(
 
     spec = get_task(task)
     lang_list = spec.parse_langs(langs or spec.default_langs)
-    spec.check_protocol(protocol)
     if margin not in MARGINS:
         raise UsageError(f"--margin {margin!r}: choose one of {', '.join(MARGINS)}")
     if search not in ("auto", "faiss", "numpy"):
         raise UsageError(f"--search {search!r}: choose auto, faiss or numpy")
     if k < 1:
         raise UsageError("--k must be >= 1")
-    spec.check_max_sentences(max_sentences)
+    spec.check_options(protocol, max_sentences)
     root = resolve_data_dir(data_dir)
     if not root.is_dir():
         raise XstiltsError(

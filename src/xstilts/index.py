@@ -47,7 +47,7 @@ class IndexSpec:
     queries: the smallest power of two whose recall@k against exact search reaches
     ``target_recall``, capped where the approximate index stops being cheaper than exact search
     (IVF: a sixteenth of the lists, at least 16; HNSW: 1024). When the cap is reached first the
-    search is done exactly (``fallback_to_exact``): slower than hoped, never less accurate than
+    search is done exactly (reported as ``fallback``): slower than hoped, never less accurate than
     asked. A given ``knob`` is used as is, whatever recall it reaches (and that is reported).
     """
 
@@ -55,8 +55,6 @@ class IndexSpec:
     nlist: int | None = None  # IVF lists; default about 4 * sqrt(n)
     knob: int | None = None
     target_recall: float = 0.95
-    # when the tuned knob cannot reach target_recall below its cap, search exactly instead
-    fallback_to_exact: bool = True
     tune_sample: int = 500
     pq_m: int | None = None  # IVF-PQ sub-quantizers (bytes a vector); default d/4
     pq_refine: int = 8  # IVF-PQ: candidates per wanted neighbour, re-scored exactly
@@ -434,7 +432,7 @@ class IndexedKnn:
                 tune_rows = _sample_rows(len(queries), self.spec.tune_sample, self.spec.seed)
                 recall = index.tune(queries[tune_rows], k, exact)
                 report["tuning_recall"] = round(recall, 4)
-                if recall < self.spec.target_recall and self.spec.fallback_to_exact:
+                if recall < self.spec.target_recall:
                     log.warning(
                         "%s: recall@%d %.3f at %s=%d (the most that is cheaper than exact "
                         "search) < target %.2f: searching exactly instead (--nprobe forces %s)",

@@ -81,6 +81,11 @@ class RetrievalTask:
                 f"(choose {' or '.join(self.protocols)})"
             )
 
+    def check_options(self, protocol: str, max_sentences: int | None) -> None:
+        """Raise a one-line usage error unless the protocol and subset apply to this task."""
+        self.check_protocol(protocol)
+        self.check_max_sentences(max_sentences)
+
     def check_max_sentences(self, n: int | None) -> None:
         """Raise a one-line usage error unless ``--max-sentences n`` is valid for this task."""
         if n is None:

@@ -54,8 +54,7 @@ def evaluate(
 ) -> dict[str, Any]:
     """Run one task on one encoder and return a results document (see :mod:`xstilts.results`)."""
     task = get_task(cfg.task)
-    task.check_protocol(cfg.protocol)
-    task.check_max_sentences(cfg.max_sentences)
+    task.check_options(cfg.protocol, cfg.max_sentences)
     ref = getattr(encoder, "ref", None)
     ctx = EvalContext(
         encoder,

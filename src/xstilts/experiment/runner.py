@@ -76,8 +76,6 @@ def eval_config(spec: ExperimentSpec, task: EvalTask) -> EvalConfig:
 
     ev = spec.evaluation
     reg = get_task(task.task)
-    reg.check_protocol(task.protocol)
-    reg.check_max_sentences(task.max_sentences)
     layers = None if ev.layers in ("all", "last") else list(ev.layers)
     return EvalConfig(
         task=reg.name,
@@ -95,8 +93,13 @@ def eval_config(spec: ExperimentSpec, task: EvalTask) -> EvalConfig:
 
 
 def eval_hash(spec: ExperimentSpec, task: EvalTask) -> str:
-    """Hash of everything that changes one evaluation's numbers."""
-    ev = spec.evaluation.model_dump(mode="json", exclude={"tasks", "report_layer"})
+    """Hash of everything that changes one evaluation's numbers.
+
+    Batching is left out, as in the embedding cache key: it changes speed, not the numbers.
+    """
+    ev = spec.evaluation.model_dump(
+        mode="json", exclude={"tasks", "report_layer", "batch_size", "max_tokens_per_batch"}
+    )
     # exclude_none: a new optional task key leaves the hashes of existing specs unchanged
     task_key = task.model_dump(mode="json", exclude_none=True)
     return config_hash({"task": task_key, "evaluation": ev})[:20]

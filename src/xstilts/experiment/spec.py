@@ -183,9 +183,7 @@ def load_spec(path: str | Path) -> ExperimentSpec:
 
     for i, task in enumerate(spec.evaluation.tasks):
         try:
-            reg = get_task(task.task)
-            reg.check_protocol(task.protocol)
-            reg.check_max_sentences(task.max_sentences)
+            get_task(task.task).check_options(task.protocol, task.max_sentences)
         except XstiltsError as exc:
             raise UsageError(f"{path}: evaluation.tasks[{i}]: {exc}") from None
     for i, setting in enumerate(spec.settings):
