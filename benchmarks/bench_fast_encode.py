@@ -9,12 +9,15 @@ Each variant runs in its own subprocess (so its peak RSS is its own) on the same
   sentences and 8,192 padded tokens, the
   ``--dtype auto`` choice for this machine) keeping ALL hidden states;
 * (c) ``sentence-transformers``: ``SentenceTransformer.encode`` on the same model directory
-  (mean pooling, last layer, its default batch size 32) - needs ``pip install '.[bench]'``.
+  (mean pooling, last layer, its default batch size 32) - needs ``pip install '.[bench]'``;
+* ``xstilts-fp32``: (b) forced to fp32, added when ``--dtype`` resolves to a reduced precision
+  on this CPU (native bf16), so the precision's own speed-up is measured in the same run.
 
 Targets (issue: fast encoding): (b) <= 0.5x the time of (a); (b) >= 1.5x faster than (c).
 Each variant runs once per round in a rotating order (the machine speed drifts); seconds are
 the fastest round, ratios the median of per-round ratios.
-Usage: ``python benchmarks/bench_fast_encode.py [--langs xtreme] [--per-lang N] [--rounds 3]``.
+Usage: ``python benchmarks/bench_fast_encode.py [--langs xtreme] [--per-lang N] [--rounds 3]
+[--variants naive,xstilts,sentence-transformers]``.
 """
 
 from __future__ import annotations
@@ -23,8 +26,13 @@ import argparse
 import json
 import time
 
+import torch
+
 from _common import DATA, header, paired_ratio, peak_rss_mb, subprocess_rounds
 from xstilts import defaults
+from xstilts.encode import resolve_dtype
+
+VARIANTS = ["naive", "xstilts", "sentence-transformers", "xstilts-fp32"]
 
 
 def load_texts(langs: str, per_lang: int | None) -> list[str]:
@@ -40,8 +48,6 @@ def load_texts(langs: str, per_lang: int | None) -> list[str]:
 
 
 def run_variant(args: argparse.Namespace) -> dict:
-    import torch
-
     from xstilts.encode import Encoder, configure_threads
     from xstilts.models import load_model
 
@@ -68,8 +74,9 @@ def run_variant(args: argparse.Namespace) -> dict:
                 out["padded"] = out.get("padded", 0) + enc["input_ids"].numel()
                 out["tokens"] = out.get("tokens", 0) + int(enc["attention_mask"].sum())
         out["dtype"] = "fp32"
-    elif args.variant == "xstilts":
-        enc = Encoder(model, tok, dtype=args.dtype)
+    elif args.variant in ("xstilts", "xstilts-fp32"):
+        dtype = "fp32" if args.variant == "xstilts-fp32" else args.dtype
+        enc = Encoder(model, tok, device="cpu", dtype=dtype)
         _, stats = enc.encode(
             texts, layers=None, batch_size=args.batch_size, max_tokens_per_batch=args.max_tokens
         )
@@ -98,32 +105,45 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=defaults.MAX_TOKENS_PER_BATCH)
     ap.add_argument("--dtype", default="auto")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--variant", choices=["naive", "xstilts", "sentence-transformers"])
+    ap.add_argument("--variants", default=",".join(VARIANTS[:3]), help="comma-separated subset")
+    ap.add_argument("--variant", choices=VARIANTS)
     args = ap.parse_args()
     if args.variant:
         print(json.dumps(run_variant(args)))
         return
     header(f"bench_fast_encode: {args.model}, Tatoeba {args.langs}")
-    runs = subprocess_rounds(__file__, ["naive", "xstilts", "sentence-transformers"], args.rounds)
+    variants = [v for v in args.variants.split(",") if v]
+    if unknown := set(variants) - set(VARIANTS):
+        raise SystemExit(f"--variants: unknown {sorted(unknown)}; choose from {VARIANTS}")
+    if resolve_dtype(args.dtype, torch.device("cpu")) != "fp32" and "xstilts" in variants:
+        variants.append("xstilts-fp32")
+    runs = subprocess_rounds(__file__, variants, args.rounds)
     secs = {v: [r["seconds"] for r in rs] for v, rs in runs.items()}
-    n = runs["naive"][0]["sentences"]
+    base = "naive" if "naive" in runs else next(iter(runs))
+    n = runs[base][0]["sentences"]
     print(f"{n} sentences, {args.rounds} rounds (rotating order); seconds = fastest round")
-    print(f"{'variant':<24}{'seconds':>9}{'sent/s':>9}{'padding':>9}{'peak MB':>9}{'vs naive':>10}")
+    cols = f"{'variant':<24}{'seconds':>9}{'sent/s':>9}{'padding':>9}{'peak MB':>9}"
+    print(f"{cols}{'vs ' + base:>12}")
     for name, rs in runs.items():
         r = rs[0]
         pad = 1 - r["tokens"] / r["padded"] if r.get("padded") else float("nan")
         best = min(secs[name])
         peak = max(x["peak_rss_mb"] for x in rs)
-        ratio = paired_ratio(secs[name], secs["naive"])
-        print(f"{name:<24}{best:>9.1f}{n / best:>9.0f}{100 * pad:>8.0f}%{peak:>9.0f}{ratio:>10.3f}")
+        ratio = paired_ratio(secs[name], secs[base])
+        print(f"{name:<24}{best:>9.1f}{n / best:>9.0f}{100 * pad:>8.0f}%{peak:>9.0f}{ratio:>12.3f}")
     print("ratios: median over rounds of the per-round ratio")
-    if "xstilts" in runs:
-        x = runs["xstilts"][0]
+    if "xstilts" not in runs:
+        return
+    x = runs["xstilts"][0]
+    if "naive" in runs:
         ratio = paired_ratio(secs["xstilts"], secs["naive"])
         print(f"xstilts ({x['dtype']}, all layers) / naive: {ratio:.3f} (target <= 0.5)")
-        if "sentence-transformers" in runs:
-            st = paired_ratio(secs["sentence-transformers"], secs["xstilts"])
-            print(f"sentence-transformers / xstilts: {st:.2f}x (target >= 1.5x)")
+    if "sentence-transformers" in runs:
+        st = paired_ratio(secs["sentence-transformers"], secs["xstilts"])
+        print(f"sentence-transformers / xstilts ({x['dtype']}): {st:.2f}x (target >= 1.5x)")
+    if "xstilts-fp32" in runs:
+        sp = paired_ratio(secs["xstilts-fp32"], secs["xstilts"])
+        print(f"xstilts fp32 / xstilts {x['dtype']}: {sp:.2f}x (the reduced precision's speed-up)")
 
 
 if __name__ == "__main__":
