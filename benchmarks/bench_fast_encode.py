@@ -119,6 +119,8 @@ def main() -> None:
         variants.append("xstilts-fp32")
     runs = subprocess_rounds(__file__, variants, args.rounds)
     secs = {v: [r["seconds"] for r in rs] for v, rs in runs.items()}
+    if not runs:
+        raise SystemExit("every variant failed (see above)")
     base = "naive" if "naive" in runs else next(iter(runs))
     n = runs[base][0]["sentences"]
     print(f"{n} sentences, {args.rounds} rounds (rotating order); seconds = fastest round")
