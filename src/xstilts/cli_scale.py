@@ -130,13 +130,11 @@ def _embed_gold_sample(
     return split, src, tgt
 
 
-def _threshold_from_gold(
-    opts: MineOptions, split: BuccSplit, src: EmbedResult, tgt: EmbedResult
-) -> tuple[float, dict[str, Any]]:
-    """Mine the gold sample exactly as the corpus and pick the F1-maximising threshold."""
-    from xstilts.metrics import optimize_threshold
-
-    assert split.gold is not None
+def _mine_lines(
+    opts: MineOptions, src: EmbedResult, tgt: EmbedResult
+) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], list[dict[str, Any]]]:
+    """Mine ``opts.layer`` of two embedded files: ``(src lines, tgt lines, scores)`` of the
+    one-to-one pairs (duplicate lines expanded) and the search reports."""
     pairs, reports = mine_indexed(
         src.array(opts.layer),
         tgt.array(opts.layer),
@@ -145,7 +143,17 @@ def _threshold_from_gold(
         margin=opts.margin,
         recall_sample=opts.recall_sample,
     )
-    s_lines, t_lines, scores = expand_pairs(pairs, src.line_rows, tgt.line_rows)
+    return expand_pairs(pairs, src.line_rows, tgt.line_rows), reports
+
+
+def _threshold_from_gold(
+    opts: MineOptions, split: BuccSplit, src: EmbedResult, tgt: EmbedResult
+) -> tuple[float, dict[str, Any]]:
+    """Mine the gold sample exactly as the corpus and pick the F1-maximising threshold."""
+    from xstilts.metrics import optimize_threshold
+
+    assert split.gold is not None
+    (s_lines, t_lines, scores), reports = _mine_lines(opts, src, tgt)
     gold = set(split.gold)
     ids = zip(src.index.read_ids(s_lines), tgt.index.read_ids(t_lines), strict=True)
     correct = np.fromiter((p in gold for p in ids), dtype=bool, count=len(scores))
@@ -230,15 +238,7 @@ def mine_files(
     if gold is not None:
         threshold, threshold_info = _threshold_from_gold(opts, *gold)
     t1 = time.perf_counter()
-    pairs, reports = mine_indexed(
-        src.array(opts.layer),
-        tgt.array(opts.layer),
-        opts.index,
-        k=opts.k,
-        margin=opts.margin,
-        recall_sample=opts.recall_sample,
-    )
-    s_lines, t_lines, scores = expand_pairs(pairs, src.line_rows, tgt.line_rows)
+    (s_lines, t_lines, scores), reports = _mine_lines(opts, src, tgt)
     n_candidates = len(scores)
     if threshold is not None:
         keep = scores >= threshold
