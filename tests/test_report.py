@@ -368,7 +368,10 @@ def test_headline_selection_layer_and_split(built, tmp_path):
 
 def test_subset_evaluations_are_noted(built):
     _, report, paths = built
-    assert any("bucc2018 was evaluated on a subset" in n for n in report.notes)
+    assert any(
+        "bucc2018 was evaluated on a subset: every gold pair and 2500 lines" in n
+        for n in report.notes
+    )
     assert "2500 lines per side" in paths["markdown"].read_text(encoding="utf-8")
 
 

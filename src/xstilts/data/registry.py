@@ -71,7 +71,8 @@ class RetrievalTask:
     parse_langs: Callable[[str], list[str]]
     files: Callable[[Path, str], list[Path]]  # files expected for one language
     protocols: tuple[str, ...] = ("xtreme",)  # --protocol values; the first is the default
-    subsample: bool = False  # whether --max-sentences (a quick subset) is defined for it
+    # what --max-sentences N keeps, for reports ("{n}" is replaced); None: no subset defined
+    subset: str | None = None
 
     def check_protocol(self, protocol: str) -> None:
         """Raise a one-line usage error unless ``protocol`` is defined for this task."""
@@ -86,14 +87,20 @@ class RetrievalTask:
         self.check_protocol(protocol)
         self.check_max_sentences(max_sentences)
 
+    def describe_subset(self, n: int) -> str:
+        """What ``--max-sentences n`` evaluates, in words (for reports)."""
+        if self.subset is None:
+            raise UsageError(f"--max-sentences does not apply to {self.name}")
+        return self.subset.format(n=n)
+
     def check_max_sentences(self, n: int | None) -> None:
         """Raise a one-line usage error unless ``--max-sentences n`` is valid for this task."""
         if n is None:
             return
         if n < 1:
             raise UsageError(f"--max-sentences must be >= 1, got {n}")
-        if not self.subsample:
-            names = [t.name for t in TASKS.values() if t.subsample]
+        if self.subset is None:
+            names = [t.name for t in TASKS.values() if t.subset is not None]
             raise UsageError(
                 f"--max-sentences applies to {' and '.join(names)} only, not {self.name}"
             )
@@ -112,7 +119,7 @@ TASKS: dict[str, RetrievalTask] = {
             parse_langs=parse_tatoeba_langs,
             files=_tatoeba_files,
             protocols=("xtreme", "mteb"),
-            subsample=True,
+            subset="the first {n} pairs per language",
         ),
         RetrievalTask(
             name="bucc2018",
@@ -124,7 +131,7 @@ TASKS: dict[str, RetrievalTask] = {
             parse_langs=_fixed_langs("BUCC 2018", BUCC_LANGS),
             files=_bucc_files,
             protocols=("xtreme", "mteb"),
-            subsample=True,
+            subset="every gold pair and {n} lines per side (an easier task than the full split)",
         ),
         RetrievalTask(
             name="lareqa",

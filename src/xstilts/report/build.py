@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from xstilts.data.language_info import RESOURCE_GROUPS, resource_group, script
+from xstilts.data.registry import get_task
 from xstilts.errors import DataError, UsageError
 from xstilts.experiment.spec import ExperimentSpec, ReportOptions
 from xstilts.report.stats import (
@@ -274,12 +275,7 @@ def build_report(source: Path, *, layer: int | None = None, bootstrap: int | Non
         notes.append("no headline metric (protocol xtreme) at the report layer")
     for task in spec.evaluation.tasks if spec else []:
         if task.max_sentences:
-            what = (
-                f"the first {task.max_sentences} pairs per language"
-                if task.task == "tatoeba"
-                else f"every gold pair and {task.max_sentences} lines per side (an easier task "
-                "than the full split)"
-            )
+            what = get_task(task.task).describe_subset(task.max_sentences)
             notes.append(f"{task.task} was evaluated on a subset: {what} (max_sentences)")
     title = spec.name if spec else Path(source).stem
     return Report(title, Path(source), spec, options, layers, results, metrics, notes)
