@@ -76,7 +76,7 @@ def header(title: str) -> None:
 
     import torch
 
-    from xstilts.encode import available_cpus, cpu_supports_bf16
+    from xstilts.encode import available_cpus, cpu_model, cpu_supports_bf16
 
     print(f"# {title}")
     print(
@@ -84,15 +84,3 @@ def header(title: str) -> None:
         f"{'yes' if cpu_supports_bf16() else 'no'}), {available_cpus()} of {os.cpu_count()} "
         f"CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads"
     )
-
-
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo ("unknown" elsewhere)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"

@@ -52,6 +52,17 @@ def test_resolve_dtype_detects_instead_of_guessing(monkeypatch):
     assert resolve_dtype("fp32", cpu) == "fp32"
 
 
+def test_cpu_bf16_and_model_read_from_cpuinfo(monkeypatch, tmp_path: Path):
+    info = tmp_path / "cpuinfo"
+    monkeypatch.setattr(encode, "CPUINFO", str(info))
+    info.write_text("processor\t: 0\nmodel name\t: Xeon X\nflags\t\t: fpu avx512f avx512_vnni\n")
+    assert not encode.cpu_supports_bf16() and encode.cpu_model() == "Xeon X"
+    info.write_text("flags\t\t: fpu avx512f amx_bf16 amx_tile\n")
+    assert encode.cpu_supports_bf16() and encode.cpu_model() == "unknown"
+    info.unlink()  # no /proc (macOS, Windows): fp32, never a crash
+    assert not encode.cpu_supports_bf16() and encode.cpu_model() == "unknown"
+
+
 def test_texts_hash_respects_boundaries_and_order():
     assert texts_sha256(["ab", "c"]) != texts_sha256(["a", "bc"])
     assert texts_sha256(["a", "b"]) != texts_sha256(["b", "a"])

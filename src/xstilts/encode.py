@@ -37,21 +37,35 @@ _TORCH_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 log = logging.getLogger(__name__)
 
 
+CPUINFO = "/proc/cpuinfo"
+
+
+def _cpuinfo(field: str) -> str | None:
+    """The first ``field`` value in /proc/cpuinfo (None where there is none, e.g. macOS)."""
+    try:
+        with open(CPUINFO, encoding="utf-8") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == field:
+                    return value.strip()
+    except OSError:
+        pass
+    return None
+
+
 def cpu_supports_bf16() -> bool:
     """Whether this CPU computes bf16 natively (AMX-BF16 or AVX512-BF16), read from the OS.
 
     Without those instructions torch emulates bf16 and autocast is several times SLOWER than
     fp32, so ``auto`` must detect rather than guess.
     """
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return bool({"amx_bf16", "avx512_bf16"} & flags)
-    except OSError:
-        pass
-    return False
+    flags = set((_cpuinfo("flags") or "").split())
+    return bool({"amx_bf16", "avx512_bf16"} & flags)
+
+
+def cpu_model() -> str:
+    """The CPU's model name (for benchmark headers: speeds depend on it)."""
+    return _cpuinfo("model name") or "unknown"
 
 
 def resolve_dtype(requested: str, device: torch.device) -> str:
