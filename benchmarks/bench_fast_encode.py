@@ -41,9 +41,8 @@ def load_texts(langs: str, per_lang: int | None) -> list[str]:
 
     texts: list[str] = []
     for lang in parse_tatoeba_langs(langs):
-        pair = load_tatoeba(DATA, lang)
-        n = per_lang or len(pair)
-        texts += pair.x[:n] + pair.en[:n]
+        pair = load_tatoeba(DATA, lang).head(per_lang)
+        texts += pair.x + pair.en
     return ["query: " + t for t in texts]
 
 
@@ -115,7 +114,8 @@ def main() -> None:
     variants = [v for v in args.variants.split(",") if v]
     if unknown := set(variants) - set(VARIANTS):
         raise SystemExit(f"--variants: unknown {sorted(unknown)}; choose from {VARIANTS}")
-    if resolve_dtype(args.dtype, torch.device("cpu")) != "fp32" and "xstilts" in variants:
+    reduced = resolve_dtype(args.dtype, torch.device("cpu")) != "fp32"
+    if reduced and "xstilts" in variants and "xstilts-fp32" not in variants:
         variants.append("xstilts-fp32")
     runs = subprocess_rounds(__file__, variants, args.rounds)
     secs = {v: [r["seconds"] for r in rs] for v, rs in runs.items()}
