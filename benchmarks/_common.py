@@ -76,7 +76,7 @@ def header(title: str) -> None:
 
     import torch
 
-    from xstilts.encode import available_cpus, cpu_model, cpu_supports_bf16
+    from xstilts.hardware import available_cpus, cpu_model, cpu_supports_bf16
 
     print(f"# {title}")
     print(

@@ -30,7 +30,7 @@ import torch
 
 from _common import DATA, header, paired_ratio, peak_rss_mb, subprocess_rounds
 from xstilts import defaults
-from xstilts.encode import resolve_dtype
+from xstilts.hardware import resolve_dtype
 
 VARIANTS = ["naive", "xstilts", "sentence-transformers", "xstilts-fp32"]
 
@@ -47,7 +47,8 @@ def load_texts(langs: str, per_lang: int | None) -> list[str]:
 
 
 def run_variant(args: argparse.Namespace) -> dict:
-    from xstilts.encode import Encoder, configure_threads
+    from xstilts.encode import Encoder
+    from xstilts.hardware import configure_threads
     from xstilts.models import load_model
 
     configure_threads()

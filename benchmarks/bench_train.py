@@ -28,7 +28,7 @@ def run_variant(args: argparse.Namespace) -> dict:
     import torch
 
     from xstilts.data.tasks import get_intermediate_task
-    from xstilts.encode import configure_threads
+    from xstilts.hardware import configure_threads
     from xstilts.models import resolve_model
     from xstilts.train.features import featurize
 

@@ -34,8 +34,8 @@ import torch
 
 from xstilts.data.languages import XTREME_TATOEBA
 from xstilts.data.tatoeba import load_tatoeba
-from xstilts.encode import resolve_dtype
 from xstilts.evaluate import EvalConfig, evaluate_model
+from xstilts.hardware import resolve_dtype
 from xstilts.train.config import TrainConfig
 from xstilts.train.loop import train
 

@@ -112,3 +112,28 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
         sents += read_lines(DATA / "tatoeba" / f"tatoeba.{code}-eng.{code}")[:300]
         sents += read_lines(DATA / "tatoeba" / f"tatoeba.{code}-eng.eng")[:300]
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model"), sents)
+
+
+@pytest.fixture(autouse=True)
+def _dtype_auto_guard(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
+    """Fail a test that lets ``--dtype auto`` decide on the CPU without the
+    ``dtype_sensitive`` marker: ``make test`` reruns the marked tests with native bf16
+    reported the other way (``XSTILTS_CPU_BF16``), so an unmarked one would be checked on
+    one kind of host only."""
+    from xstilts import hardware
+
+    calls: list[bool] = []
+    real = hardware.cpu_supports_bf16
+
+    def recording() -> bool:
+        calls.append(True)
+        return real()
+
+    monkeypatch.setattr(hardware, "cpu_supports_bf16", recording)
+    yield
+    if calls and request.node.get_closest_marker("dtype_sensitive") is None:
+        pytest.fail(
+            f"{request.node.nodeid} resolves --dtype auto on the CPU: pin a dtype or mark it "
+            "@pytest.mark.dtype_sensitive (make test runs those both ways)",
+            pytrace=False,
+        )

@@ -25,7 +25,9 @@ TEXTS = [
 @pytest.fixture(scope="module")
 def encoder(tiny_model: Path) -> Encoder:
     loaded = load_model(str(tiny_model))
-    return Encoder(loaded.model, loaded.tokenizer, device="cpu")
+    # fp32 pinned: the tests below compare with an fp32 reference at 1e-5; the bf16 path has
+    # its own tests (forced, on every host) with the tolerance bf16 allows
+    return Encoder(loaded.model, loaded.tokenizer, device="cpu", dtype="fp32")
 
 
 def reference(encoder: Encoder, text: str, pooling: str, prefix: str = "") -> np.ndarray:
@@ -74,7 +76,7 @@ def test_length_sorted_batches_cover_every_index_once_longest_first():
 
 def test_truncation_to_max_length_keeps_the_final_special(tiny_model: Path):
     loaded = load_model(str(tiny_model))
-    enc = Encoder(loaded.model, loaded.tokenizer, device="cpu", max_length=8)
+    enc = Encoder(loaded.model, loaded.tokenizer, device="cpu", dtype="fp32", max_length=8)
     ids, n_trunc = enc.tokenize(["word " * 50, "short"])
     assert n_trunc == 1 and len(ids[0]) == 8 and ids[0][-1] == loaded.tokenizer.eos_token_id
 

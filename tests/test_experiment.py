@@ -128,6 +128,7 @@ def test_grid_expansion(tmp_path):
     assert spec.output == tmp_path / "runs" / "t"
 
 
+@pytest.mark.dtype_sensitive
 def test_runner_end_to_end_with_report(tmp_path, data_dir):
     from xstilts.experiment.runner import run_experiment
     from xstilts.experiment.store import ResultStore
@@ -152,6 +153,7 @@ def test_runner_end_to_end_with_report(tmp_path, data_dir):
     assert (out / "report.html").is_file() and (out / "results.csv").is_file()
 
 
+@pytest.mark.dtype_sensitive
 def test_a_failing_cell_is_recorded_and_the_rest_go_on(tmp_path):
     from xstilts.experiment.runner import run_experiment
     from xstilts.experiment.store import ResultStore

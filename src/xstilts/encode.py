@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -29,86 +28,11 @@ import torch
 
 from xstilts import defaults
 from xstilts.errors import UsageError
+from xstilts.hardware import TORCH_DTYPES, resolve_device, resolve_dtype
 
 POOLINGS = ("mean", "mean-nospecial", "cls")
-DTYPES = ("auto", "fp32", "bf16", "fp16")
-_TORCH_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 log = logging.getLogger(__name__)
-
-
-CPUINFO = "/proc/cpuinfo"
-
-
-def _cpuinfo(field: str) -> str | None:
-    """The first ``field`` value in /proc/cpuinfo (None where there is none, e.g. macOS)."""
-    try:
-        with open(CPUINFO, encoding="utf-8") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() == field:
-                    return value.strip()
-    except OSError:
-        pass
-    return None
-
-
-def cpu_supports_bf16() -> bool:
-    """Whether this CPU computes bf16 natively (AMX-BF16 or AVX512-BF16), read from the OS.
-
-    Without those instructions torch emulates bf16 and autocast is several times SLOWER than
-    fp32, so ``auto`` must detect rather than guess.
-    """
-    flags = set((_cpuinfo("flags") or "").split())
-    return bool({"amx_bf16", "avx512_bf16"} & flags)
-
-
-def cpu_model() -> str:
-    """The CPU's model name (for benchmark headers: speeds depend on it)."""
-    return _cpuinfo("model name") or "unknown"
-
-
-def resolve_dtype(requested: str, device: torch.device) -> str:
-    """Concrete compute dtype for ``requested`` on ``device``.
-
-    ``auto``: bf16 on CUDA devices that support it (else fp16), bf16 on CPUs with native bf16
-    instructions, fp32 otherwise.
-    """
-    if requested not in DTYPES:
-        raise UsageError(f"unknown dtype {requested!r}; choose one of {', '.join(DTYPES)}")
-    if requested != "auto":
-        return requested
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    if device.type == "cpu" and cpu_supports_bf16():
-        return "bf16"
-    return "fp32"
-
-
-def available_cpus() -> int:
-    """CPUs this process may run on (affinity-aware, unlike ``os.cpu_count``)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def configure_threads() -> int:
-    """Give torch the available cores, split between the processes of one launch.
-
-    Under ``accelerate launch``/``torchrun`` every process would otherwise start one thread
-    per core and N processes would oversubscribe the machine N times.
-    """
-    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
-    n = max(1, available_cpus() // max(local, 1))
-    if torch.get_num_threads() != n:
-        torch.set_num_threads(n)
-    return n
-
-
-def default_device() -> torch.device:
-    """CUDA when available, else CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 @dataclass(frozen=True)
@@ -149,6 +73,12 @@ def length_sorted_batches(
         size = max(1, min(batch_size, max_tokens // width))
         yield order[start : start + size]
         start += size
+
+
+def check_max_length(max_length: int) -> None:
+    """A sentence needs room for its two special tokens (``<s>`` ... ``</s>``) at least."""
+    if max_length < 2:
+        raise UsageError(f"--max-length {max_length}: must be at least 2 tokens")
 
 
 def check_layers(layers: Sequence[int] | None, num_hidden_states: int) -> list[int]:
@@ -197,7 +127,8 @@ class Encoder:
         dtype: str = "auto",
         max_length: int = 512,
     ) -> None:
-        self.device = torch.device(device) if device is not None else default_device()
+        check_max_length(max_length)
+        self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
         self.dtype = resolve_dtype(dtype, self.device)
@@ -212,7 +143,7 @@ class Encoder:
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.dtype == "fp32":
             return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=_TORCH_DTYPES[self.dtype])
+        return torch.autocast(self.device.type, dtype=TORCH_DTYPES[self.dtype])
 
     def tokenize(self, texts: Sequence[str], prefix: str = "") -> tuple[list[list[int]], int]:
         """Token ids per text (truncated to ``max_length``) and how many were truncated."""
@@ -319,8 +250,9 @@ class LazyEncoder:
         dtype: str = "auto",
         max_length: int = 512,
     ) -> None:
+        check_max_length(max_length)
         self.ref = ref
-        self.device = torch.device(device) if device is not None else default_device()
+        self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         self.requested_max_length = max_length
         self.num_hidden_states = ref.num_hidden_states

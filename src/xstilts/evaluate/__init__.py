@@ -119,7 +119,7 @@ def evaluate_model(
 
     The model is loaded lazily: when every embedding comes from the cache it is never built.
     """
-    from xstilts.encode import configure_threads
+    from xstilts.hardware import configure_threads
     from xstilts.models import resolve_model
 
     configure_threads()

@@ -31,9 +31,9 @@ from xstilts.data.tasks import (
     get_intermediate_task,
     parse_task_list,
 )
-from xstilts.encode import configure_threads
 from xstilts.errors import UsageError, XstiltsError
-from xstilts.io import write_json_atomic
+from xstilts.hardware import configure_threads, resolve_device, resolve_dtype
+from xstilts.io import write_json_atomic, write_text_atomic
 from xstilts.models import resolve_model
 from xstilts.paths import resolve_data_dir
 from xstilts.train.checkpoint import (
@@ -265,11 +265,12 @@ def mlm_texts(sources: list[str], data_dir: Path) -> list[str]:
 
 
 def _mixed_precision(requested: str) -> str:
+    """Accelerate's name for the compute dtype; ``auto`` means what it means for encoding
+    (:func:`xstilts.hardware.resolve_dtype`: bf16 on CUDA and on CPUs with native bf16)."""
     if requested != "auto":
         return requested
-    if torch.cuda.is_available():
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "no"
+    dtype = resolve_dtype("auto", resolve_device(None))
+    return "no" if dtype == "fp32" else dtype
 
 
 def _check_resume(run_dir: Path, cfg: TrainConfig) -> None:
@@ -370,6 +371,8 @@ def train(
         step = int(state["step"])
         sampler.load_state_dict(state["sampler"])
         history = state["history"]
+        if accelerator.is_main_process:
+            truncate_log(run_dir / LOG_FILE, step)
         status(f"resumed from {last.name} (step {step} of {total})")
     if accelerator.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -500,6 +503,22 @@ def train(
         final["tasks"],
         {td.task.name: td.n_skipped for td in tasks},
     )
+
+
+def truncate_log(path: Path, step: int) -> None:
+    """Drop the log records written after ``step`` (the checkpoint a run resumes from): the
+    resumed run writes those steps again, and a log must not hold any step twice."""
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # a line cut by the kill
+        if isinstance(record, dict) and int(record.get("step", 0)) <= step:
+            kept.append(line + "\n")
+    write_text_atomic(path, "".join(kept))
 
 
 def _record_eval(history, result, *, checkpoint_fn, log, run_dir: Path, is_main: bool) -> None:
