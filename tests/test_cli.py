@@ -14,6 +14,9 @@ import pytest
 from conftest import evaluate_args, run_cli
 from xstilts.evaluate import tatoeba_metrics
 
+# every test evaluates through the CLI with --dtype auto: run with native bf16 both ways
+pytestmark = pytest.mark.dtype_sensitive
+
 
 def assert_one_line_error(code: int, err: str, *needles: str) -> None:
     assert code == 2, err

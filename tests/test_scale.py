@@ -23,6 +23,9 @@ from xstilts.io import read_lines
 from xstilts.models import load_model, resolve_model
 from xstilts.search import knn, mine, normalize
 
+# every test evaluates through the CLI with --dtype auto: run with native bf16 both ways
+pytestmark = pytest.mark.dtype_sensitive
+
 # --------------------------------------------------------------------------------------------
 # fixtures
 

@@ -17,6 +17,9 @@ from xstilts.data.mewsli import load_mewsli, mention_text
 from xstilts.evaluate.ranking import average_precisions
 from xstilts.metrics import average_precision_at_k, average_precisions_at_k, map_at_k
 
+# every test evaluates through the CLI with --dtype auto: run with native bf16 both ways
+pytestmark = pytest.mark.dtype_sensitive
+
 # ---------------------------------------------------------------- mAP@k on hand-made rankings
 
 
@@ -195,6 +198,8 @@ def test_lareqa_end_to_end_on_a_tiny_model(tiny_model, data_dir, tmp_path, capsy
         ("missing", ["th.json: file not found"]),
         ("json", ["es.json:1: not valid JSON"]),
         ("nobreaks", ["ru.json: paragraph 1", "sentence_breaks"]),
+        ("nullquestion", ["vi.json: question", "question is not text (None)"]),
+        ("nullcontext", ["zh.json: paragraph 1", "no 'context'"]),
     ],
 )
 def test_lareqa_bad_input_is_one_line(
@@ -210,6 +215,12 @@ def test_lareqa_bad_input_is_one_line(
         (d / "th.json").unlink()
     elif damage == "json":
         (d / "es.json").write_text("{not json", "utf-8")
+    elif damage.startswith("null"):
+        lang, key = ("vi", "question") if damage == "nullquestion" else ("zh", "context")
+        doc = json.loads((d / f"{lang}.json").read_text("utf-8"))
+        para = doc["data"][0]["paragraphs"][0]
+        (para["qas"][0] if key == "question" else para)[key] = None
+        (d / f"{lang}.json").write_text(json.dumps(doc, ensure_ascii=False), "utf-8")
     else:
         doc = json.loads((d / "ru.json").read_text("utf-8"))
         del doc["data"][0]["paragraphs"][0]["sentence_breaks"]

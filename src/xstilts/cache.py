@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from xstilts.errors import XstiltsError
 from xstilts.hashing import sha256_file
 from xstilts.io import atomic_path, write_json_atomic
 from xstilts.paths import cache_dir
@@ -37,6 +38,10 @@ def texts_sha256(texts: Sequence[str]) -> str:
         h.update(len(b).to_bytes(8, "little"))
         h.update(b)
     return h.hexdigest()
+
+
+class _Corrupt(Exception):
+    """An entry that cannot be read back as stored (internal: turned into a cache miss)."""
 
 
 @dataclass(frozen=True)
@@ -77,40 +82,65 @@ class EmbeddingCache:
             return None
 
     def get(self, key: str, layers: Sequence[int]) -> np.ndarray | None:
-        """The stored ``(len(layers), n, dim)`` array, or None on a miss or a corrupt entry."""
+        """The stored ``(len(layers), n, dim)`` array, or None on a miss or a corrupt entry.
+
+        A damaged entry (a file missing, truncated or altered, a manifest of the wrong shape)
+        is dropped with a warning and reads as a miss, so the vectors are recomputed.
+        """
         manifest = self._manifest(key)
         if manifest is None:
             return None
-        stored = manifest.get("layers", {})
-        if not all(str(layer) in stored for layer in layers):
+        try:
+            return self._read(key, manifest, layers)
+        except _Corrupt as exc:
+            log.warning("embedding cache entry %s is corrupt (%s); recomputing", key[:12], exc)
+            self.drop(key)
             return None
-        arrays = []
-        for layer in layers:
-            entry = stored[str(layer)]
-            path = self._dir(key) / entry["file"]
-            try:
-                ok = sha256_file(path) == entry["sha256"]
-                arr = np.load(path) if ok else None
-            except (OSError, ValueError):
-                ok, arr = False, None
-            if not ok or arr is None or arr.shape != (manifest["n"], manifest["dim"]):
-                log.warning(
-                    "embedding cache entry %s is corrupt (%s); recomputing", key[:12], path.name
-                )
-                self.drop(key)
+
+    def _read(self, key: str, manifest: Any, layers: Sequence[int]) -> np.ndarray | None:
+        try:
+            stored = manifest["layers"]
+            shape = (int(manifest["n"]), int(manifest["dim"]))
+            if not all(str(layer) in stored for layer in layers):
                 return None
+            entries = [
+                (stored[str(layer)]["file"], stored[str(layer)]["sha256"]) for layer in layers
+            ]
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise _Corrupt("manifest.json has the wrong structure") from None
+        arrays = []
+        for name, digest in entries:
+            path = self._dir(key) / str(name)
+            try:
+                arr = np.load(path) if sha256_file(path) == digest else None
+            except (OSError, ValueError):
+                arr = None
+            if arr is None or arr.shape != shape:
+                raise _Corrupt(path.name)
             arrays.append(arr)
         return np.stack(arrays)
 
     def put(self, key: str, layers: Sequence[int], emb: np.ndarray, meta: dict[str, Any]) -> None:
-        """Store ``emb`` (``(len(layers), n, dim)``), merging with layers already stored."""
+        """Store ``emb`` (``(len(layers), n, dim)``), merging with layers already stored.
+
+        Caching is an optimisation: when the entry cannot be written (the cache was cleared
+        meanwhile by another process, the disk is full) the computed vectors are still
+        returned to the caller, with a warning, never lost to an error.
+        """
+        try:
+            self._put(key, layers, emb, meta)
+        except (OSError, XstiltsError) as exc:
+            log.warning("embedding cache entry %s not written (%s)", key[:12], exc)
+
+    def _put(self, key: str, layers: Sequence[int], emb: np.ndarray, meta: dict[str, Any]) -> None:
         directory = self._dir(key)
         directory.mkdir(parents=True, exist_ok=True)
-        manifest = self._manifest(key) or {}
+        manifest = self._manifest(key)
         n, dim = int(emb.shape[1]), int(emb.shape[2])
-        if manifest and (manifest.get("n"), manifest.get("dim")) != (n, dim):
-            manifest = {}
-        stored = dict(manifest.get("layers", {}))
+        valid = isinstance(manifest, dict) and isinstance(manifest.get("layers"), dict)
+        if not valid or (manifest.get("n"), manifest.get("dim")) != (n, dim):
+            manifest = {"layers": {}}
+        stored = dict(manifest["layers"])
         for j, layer in enumerate(layers):
             name = f"layer{layer:03d}.npy"
             with atomic_path(directory / name) as tmp:

@@ -23,6 +23,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from xstilts import defaults
 from xstilts.errors import UsageError, XstiltsError
@@ -40,8 +41,10 @@ cache_app = typer.Typer(no_args_is_help=True, help="The on-disk embedding cache.
 app.add_typer(models_app, name="models")
 app.add_typer(cache_app, name="cache")
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+# Markup, emoji codes and highlighting are off: paths, sentences and error messages are printed
+# as they are ("file.txt:100:" is not an emoji code, "[/x]" in a path is not a closing tag).
+out = Console(soft_wrap=True, markup=False, emoji=False, highlight=False)
+err = Console(stderr=True, soft_wrap=True, markup=False, emoji=False, highlight=False)
 _state = {"debug": False}
 
 
@@ -74,10 +77,10 @@ class RichProgress:
 def make_progress() -> Progress:
     """A progress bar showing sentences done/total, throughput-driven ETA."""
     return Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("sentences"),
+        TextColumn("sentences", markup=False),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=err,
@@ -318,12 +321,12 @@ def evaluate(
     """Evaluate an encoder zero-shot on a retrieval task, for one, several or all layers."""
     from xstilts.data.registry import get_task
     from xstilts.evaluate import EvalConfig, evaluate_model
-    from xstilts.io import write_json_atomic
+    from xstilts.io import ensure_writable, write_json_atomic
     from xstilts.paths import resolve_data_dir
     from xstilts.search import MARGINS
 
     spec = get_task(task)
-    lang_list = spec.parse_langs(langs or spec.default_langs)
+    lang_list = spec.parse_langs(spec.default_langs if langs is None else langs)
     if margin not in MARGINS:
         raise UsageError(f"--margin {margin!r}: choose one of {', '.join(MARGINS)}")
     if search not in ("auto", "faiss", "numpy"):
@@ -337,6 +340,12 @@ def evaluate(
             f"data directory {root} does not exist; fetch data with `xstilts data fetch "
             f"{spec.name}` or point --data-dir / XSTILTS_DATA at it"
         )
+    # outputs are checked before the work, not after minutes of encoding
+    if out_path is not None:
+        ensure_writable(out_path)
+    for folder in (save_embeddings, save_predictions):
+        if folder is not None:
+            ensure_writable(folder, directory=True)
     cfg = EvalConfig(
         task=spec.name,
         langs=lang_list,
@@ -394,9 +403,12 @@ def export_mteb(
     """Write MTEB-style result files (Tatoeba.json, BUCC.v2.json, BUCC.json) from --protocol
     mteb rows."""
     from xstilts.export import write_mteb_results
+    from xstilts.io import ensure_writable
     from xstilts.results import load_results
 
-    paths = write_mteb_results(load_results(results_json), out_dir, layer=layer)
+    doc = load_results(results_json)
+    ensure_writable(out_dir, directory=True)
+    paths = write_mteb_results(doc, out_dir, layer=layer)
     for path in paths:
         out.print(f"wrote {path}")
 
@@ -468,10 +480,12 @@ def data_fetch(
 ) -> None:
     """Download a dataset from its public source, verifying checksums."""
     from xstilts.data.fetch import fetch
+    from xstilts.io import ensure_writable
     from xstilts.paths import resolve_data_dir
 
     root = resolve_data_dir(data_dir)
-    lang_list = [s.strip() for s in langs.split(",")] if langs else None
+    ensure_writable(root, directory=True)
+    lang_list = [s.strip() for s in langs.split(",") if s.strip()] if langs is not None else None
     counts: dict[str, int] = {}
 
     def report(d: Any, status: str) -> None:
@@ -531,7 +545,7 @@ def models_list() -> None:
         )
     out.print(table)
     for info in BUILTIN_MODELS.values():
-        out.print(f"[bold]{info.name}[/bold]: {info.description}")
+        out.print(Text.assemble((info.name, "bold"), f": {info.description}"))
         out.print(f"  licence: {info.licence}", highlight=False)
         out.print(f"  source: {info.source}", highlight=False)
     out.print("Any Hugging Face encoder works too: --model xlm-roberta-large or --model ./my-model")
@@ -575,16 +589,38 @@ def _register_scale() -> None:
 _register_scale()
 
 
+def _command_name(argv: list[str]) -> str:
+    """The command (group) the user ran, for the last-resort error line."""
+    words = [a for a in argv[1:] if not a.startswith("-")]
+    if not words:
+        return ""
+    return " ".join(words[:2]) if words[0] in ("data", "models", "cache") else words[0]
+
+
 def main() -> None:
-    """Console entry point: run the app, turning user errors into one line and exit code 2."""
+    """Console entry point: user errors are one line and exit code 2; any other failure is one
+    line naming the command and the exception, exit code 1 (``--debug``: the traceback)."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         app()
     except XstiltsError as exc:
         if _state["debug"]:
             raise
-        err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        err.print(f"error: {exc}", soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        err.print("interrupted", markup=False)
+        err.print("interrupted")
         sys.exit(130)
+    except Exception as exc:  # the last line of defence: never a raw traceback by default
+        if _state["debug"]:
+            raise
+        first = (str(exc).strip().splitlines() or [""])[0]
+        command = _command_name(sys.argv)
+        err.print(
+            f"error: xstilts {command}: unexpected {type(exc).__name__}"
+            + (f": {first}" if first else "")
+            + " (this is a bug in xstilts, or an input it does not check yet: rerun with "
+            "--debug for the traceback and report it)",
+            soft_wrap=True,
+        )
+        sys.exit(1)

@@ -35,19 +35,19 @@ class LiveView:
         self.total_cells = total_cells
         self.t0 = time.perf_counter()
         self.cells = Progress(
-            TextColumn("[bold]cells"),
+            TextColumn("cells", style="bold", markup=False),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("{task.fields[status]}"),
+            TextColumn("{task.fields[status]}", markup=False),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
         )
         self.cells_task = self.cells.add_task("cells", total=total_cells, status="")
         self.inner = Progress(
-            TextColumn("  {task.description}"),
+            TextColumn("  {task.description}", markup=False),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("{task.fields[extra]}"),
+            TextColumn("{task.fields[extra]}", markup=False),
             TimeRemainingColumn(),
         )
         self.inner_task = None
@@ -103,19 +103,32 @@ class LiveView:
             err.print(f"cell failed: {cell.label}: {error}")
 
 
-def run_spec(spec_path: Path, *, report: bool, out: Path | None = None) -> Path | None:
-    """Run a spec with the live view; write the report (returns its directory)."""
+def run_spec(
+    spec_path: Path, *, report: bool, out: Path | None = None, trust_remote_code: bool = False
+) -> Path | None:
+    """Run a spec with the live view; write the report (returns its directory).
+
+    The whole spec is checked (its models' layers, remote code, where results and the report
+    go) before any training or evaluation starts.
+    """
     from xstilts.cli import err
     from xstilts.experiment.grid import expand_grid
     from xstilts.experiment.runner import run_experiment
-    from xstilts.experiment.spec import load_spec
+    from xstilts.experiment.spec import check_spec_models, load_spec
+    from xstilts.io import ensure_writable
 
     spec = load_spec(spec_path)
+    check_spec_models(spec, trust_remote_code=trust_remote_code)
+    assert spec.output is not None
+    ensure_writable(spec.output, directory=True)
+    target = out or spec.output / "report"
+    if report:
+        ensure_writable(target, directory=True)
     cells = expand_grid(spec)
     view = LiveView(len(cells), plain=not err.is_terminal)
     t0 = time.perf_counter()
     with Live(view.renderable(), console=err, refresh_per_second=4, transient=True):
-        summary = run_experiment(spec, view=view)
+        summary = run_experiment(spec, view=view, trust_remote_code=trust_remote_code)
     err.print(
         f"{len(summary.done)} cells run, {len(summary.skipped)} already done, "
         f"{len(summary.failed)} failed in {time.perf_counter() - t0:.0f}s; "
@@ -128,7 +141,6 @@ def run_spec(spec_path: Path, *, report: bool, out: Path | None = None) -> Path 
         return None
     from xstilts.cli_report import report_command
 
-    target = out or (spec.output / "report" if spec.output else Path("report"))
     report_command(spec_path, out_dir=target)
     return target
 
@@ -140,14 +152,22 @@ def run_command(
     out: Annotated[
         Path | None, typer.Option(help="Report directory (default: <output>/report).")
     ] = None,
+    trust_remote_code: Annotated[
+        bool,
+        typer.Option(
+            help="Allow model repositories to run their own code (the spec must ask for it too)."
+        ),
+    ] = False,
 ) -> None:
     """Run an experiment: train each setting (reusing finished runs), evaluate, store, report."""
     from xstilts.cli import out as console
     from xstilts.experiment.runner import describe
-    from xstilts.experiment.spec import load_spec
+    from xstilts.experiment.spec import check_spec_models, load_spec
 
     if dry_run:
-        rows = describe(load_spec(spec))
+        loaded = load_spec(spec)
+        check_spec_models(loaded, trust_remote_code=trust_remote_code)
+        rows = describe(loaded)
         table = Table(title=f"{len(rows)} cells")
         for col in rows[0]:
             table.add_column(col)
@@ -155,7 +175,7 @@ def run_command(
             table.add_row(*(str(v) for v in r.values()))
         console.print(table)
         return
-    run_spec(spec, report=report, out=out)
+    run_spec(spec, report=report, out=out, trust_remote_code=trust_remote_code)
 
 
 def quickstart_command(

@@ -42,9 +42,11 @@ def report_command(
 ) -> None:
     """Comparison report of an experiment: tables, CIs, plots, findings (Markdown + HTML)."""
     from xstilts.cli import out
+    from xstilts.io import ensure_writable
     from xstilts.report import make_report
     from xstilts.report.render import summary_table
 
+    ensure_writable(out_dir, directory=True)
     report, paths = make_report(spec_or_db, out_dir, layer=layer, bootstrap=bootstrap)
     starred = False
     for model in dict.fromkeys(r.model for r in report.results):
@@ -61,9 +63,9 @@ def report_command(
         highlight=False,
     )
     for note in report.notes:
-        out.print(f"note: {note}", markup=False)
-    out.print(f"report: {paths['html'].resolve()}", markup=False, highlight=False)
-    out.print(f"markdown: {paths['markdown'].resolve()}", markup=False, highlight=False)
+        out.print(f"note: {note}")
+    out.print(f"report: {paths['html'].resolve()}")
+    out.print(f"markdown: {paths['markdown'].resolve()}")
 
 
 def compare_command(

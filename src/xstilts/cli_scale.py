@@ -11,6 +11,7 @@ launch`` as several processes (``mine`` searches in rank 0 only).
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from dataclasses import dataclass, field, replace
@@ -24,7 +25,7 @@ from xstilts import defaults
 from xstilts.embed import EmbedResult, EmbedSettings, ProcessGroup, embed_file, process_group
 from xstilts.errors import DataError, UsageError
 from xstilts.index import IndexSpec, mine_indexed
-from xstilts.io import atomic_path, write_json_atomic
+from xstilts.io import atomic_path, ensure_writable, write_json_atomic
 from xstilts.search import MARGINS, MinedPairs
 
 if TYPE_CHECKING:
@@ -81,6 +82,8 @@ class MineOptions:
             raise UsageError(f"--margin {self.margin!r}: choose one of {', '.join(MARGINS)}")
         if self.k < 1:
             raise UsageError("--k must be >= 1")
+        if self.threshold is not None and not math.isfinite(self.threshold):
+            raise UsageError(f"--threshold {self.threshold}: must be a finite number")
         if self.threshold is not None and self.gold_sample is not None:
             raise UsageError("--threshold and --gold-sample exclude each other")
 
@@ -301,7 +304,8 @@ RemoteOpt = Annotated[
 def _encoder(model: str, device: str | None, dtype: str, max_length: int, trust: bool, group):
     """A lazy encoder on this process's device and its identity for manifests."""
     from xstilts.embed import process_device
-    from xstilts.encode import LazyEncoder, configure_threads
+    from xstilts.encode import LazyEncoder
+    from xstilts.hardware import configure_threads
     from xstilts.models import resolve_model
 
     configure_threads()
@@ -346,6 +350,7 @@ def embed_command(
     from xstilts.cli import RichProgress, err, make_progress, parse_layers
     from xstilts.cli import out as console
 
+    ensure_writable(out, directory=True)
     group = process_group()
     encoder, ident = _encoder(model, device, dtype, max_length, trust_remote_code, group)
     settings = EmbedSettings(
@@ -440,6 +445,8 @@ def mine_command(
     from xstilts.cli import RichProgress, err, make_progress, parse_layers
     from xstilts.cli import out as console
 
+    ensure_writable(out)
+    ensure_writable(work_dir or out.with_name(out.name + ".work"), directory=True)
     group = process_group()
     encoder, ident = _encoder(model, device, dtype, max_length, trust_remote_code, group)
     parsed = parse_layers(layer, encoder.num_hidden_states)

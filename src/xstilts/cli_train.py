@@ -63,6 +63,7 @@ def train_command(
     """Fine-tune an encoder on intermediate tasks; the encoder stays a plain HF model."""
     from xstilts.cli import err
     from xstilts.cli import out as console
+    from xstilts.io import ensure_writable
     from xstilts.train.config import TrainConfig
     from xstilts.train.loop import StepInfo, train
 
@@ -83,12 +84,13 @@ def train_command(
         field = ".".join(str(p) for p in first["loc"])
         msg = first["msg"].removeprefix("Value error, ")
         raise UsageError(f"--{field.replace('_', '-')}: {msg}") from None
+    ensure_writable(out, directory=True)
 
     progress = Progress(
-        TextColumn("training"),
+        TextColumn("training", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("steps  loss {task.fields[loss]}  {task.fields[rate]} ex/s"),
+        TextColumn("steps  loss {task.fields[loss]}  {task.fields[rate]} ex/s", markup=False),
         TimeRemainingColumn(),
         console=err,
         transient=True,

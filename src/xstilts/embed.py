@@ -44,6 +44,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from xstilts import defaults
+from xstilts.encode import POOLINGS
 from xstilts.errors import DataError, UsageError
 from xstilts.io import atomic_path, write_json_atomic
 
@@ -282,6 +283,14 @@ class EmbedSettings:
             )
         if self.chunk_size < 1:
             raise UsageError("--chunk-size must be >= 1")
+        if self.pooling not in POOLINGS:
+            raise UsageError(f"--pooling {self.pooling!r}: choose one of {', '.join(POOLINGS)}")
+        if self.batch_size < 1:
+            raise UsageError(f"--batch-size {self.batch_size}: must be >= 1")
+        if self.max_tokens_per_batch is not None and self.max_tokens_per_batch < 0:
+            raise UsageError("--max-tokens-per-batch must be >= 0 (0: no token bound)")
+        if self.fmt not in LINE_FORMATS:
+            raise UsageError(f"--format {self.fmt!r}: choose one of {', '.join(LINE_FORMATS)}")
 
 
 @dataclass
@@ -396,12 +405,15 @@ def _prepare(out_dir: Path, manifest: dict[str, Any], line_rows: np.ndarray | No
     """Rank 0: create or check the output directory; returns the manifest in force."""
     path = out_dir / MANIFEST
     old = read_manifest(out_dir)
+    if old is not None and not old.get("complete") and not _done_chunks(out_dir, 1 << 62):
+        old = None  # nothing was computed under the old settings: start over with these
     if old is not None:
         _check_same(path, old, manifest)
         for stray in (out_dir / "chunks").glob(".*.tmp"):  # left by a killed process
             stray.unlink(missing_ok=True)
         return old
-    if out_dir.exists() and any(out_dir.iterdir()):
+    ours = (MANIFEST, "chunks", "line_rows.npy")
+    if out_dir.exists() and any(p.name not in ours for p in out_dir.iterdir()):
         raise DataError(
             f"{out_dir}: exists, is not empty and has no {MANIFEST}; refusing to write "
             "embeddings into it (use another --out)"

@@ -22,6 +22,10 @@ class ModelError(XstiltsError):
     """A model reference that cannot be resolved or loaded."""
 
 
+class OutputError(XstiltsError):
+    """A result cannot be written (a directory in the way, a read-only folder, a full disk)."""
+
+
 class UsageError(XstiltsError, ValueError):
     """An option value that is invalid for this model or task (a layer out of range, ...)."""
 

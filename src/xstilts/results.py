@@ -137,9 +137,40 @@ def load_results(path: str | Path) -> dict[str, Any]:
         raise DataError(f"{path}: not a JSON results file ({exc})") from None
     if not isinstance(doc, dict) or "metrics" not in doc or "schema_version" not in doc:
         raise DataError(f"{path}: not an xstilts results file (no schema_version/metrics)")
-    if doc["schema_version"] > SCHEMA_VERSION:
+    version = doc["schema_version"]
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise DataError(f"{path}: schema_version {version!r} is not a whole number")
+    if version > SCHEMA_VERSION:
         raise DataError(
-            f"{path}: schema_version {doc['schema_version']} is newer than this xstilts "
+            f"{path}: schema_version {version} is newer than this xstilts "
             f"understands ({SCHEMA_VERSION}); upgrade xstilts"
         )
+    check_metric_rows(doc["metrics"], path)
     return doc
+
+
+_ROW_TEXT = ("task", "lang", "metric", "protocol", "split")
+
+
+def check_metric_rows(rows: Any, path: str | Path) -> None:
+    """Every metric row has its key fields and a finite number as value (else one line naming
+    the file and the row): a string or null value would otherwise fail deep in a report."""
+    if not isinstance(rows, list):
+        raise DataError(f"{path}: metrics must be a list of rows")
+    for i, row in enumerate(rows):
+        where = f"{path}: metrics[{i}]"
+        if not isinstance(row, dict):
+            raise DataError(f"{where}: not an object")
+        missing = [k for k in (*_ROW_TEXT, "layer", "value") if k not in row]
+        if missing:
+            raise DataError(f"{where}: no {', '.join(missing)}")
+        bad_text = [k for k in _ROW_TEXT if not isinstance(row[k], str)]
+        if bad_text:
+            raise DataError(f"{where}: {bad_text[0]} {row[bad_text[0]]!r} is not text")
+        if not isinstance(row["layer"], int) or isinstance(row["layer"], bool):
+            raise DataError(f"{where}: layer {row['layer']!r} is not a whole number")
+        value = row["value"]
+        if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+            raise DataError(f"{where}: value {value!r} is not a number")
+        if row.get("direction") is not None and not isinstance(row["direction"], str):
+            raise DataError(f"{where}: direction {row['direction']!r} is not text")

@@ -11,6 +11,7 @@ Text files hold ``id<TAB>sentence`` lines; gold files ``<l>_id<TAB>en_id`` lines
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -18,6 +19,8 @@ import numpy as np
 
 from xstilts.errors import DataError
 from xstilts.io import read_lines
+
+log = logging.getLogger(__name__)
 
 BUCC_LANGS: tuple[str, ...] = ("de", "fr", "ru", "zh")
 # Splits in the order preferred for tuning the threshold (the first one with gold is used).
@@ -80,6 +83,8 @@ def read_id_text(path: Path) -> tuple[list[str], list[str]]:
 def read_gold(path: Path, x_ids: set[str], en_ids: set[str], x_path: Path, en_path: Path):
     """Parse gold ``x_id<TAB>en_id`` pairs, checking both ids exist in the text files."""
     pairs: list[tuple[str, str]] = []
+    first: dict[tuple[str, str], int] = {}
+    duplicates: list[int] = []
     for n, line in enumerate(read_lines(path), start=1):
         parts = line.split("\t")
         if len(parts) != 2 or not all(parts):
@@ -89,7 +94,18 @@ def read_gold(path: Path, x_ids: set[str], en_ids: set[str], x_path: Path, en_pa
             raise DataError(f"{path}:{n}: gold id {sid!r} is not in {x_path}")
         if eid not in en_ids:
             raise DataError(f"{path}:{n}: gold id {eid!r} is not in {en_path}")
+        if (sid, eid) in first:  # counted twice it would inflate gold and lower recall
+            duplicates.append(n)
+            continue
+        first[(sid, eid)] = n
         pairs.append((sid, eid))
+    if duplicates:
+        log.warning(
+            "%s:%d: duplicate gold pair (%d duplicate line(s) in all), counted once",
+            path,
+            duplicates[0],
+            len(duplicates),
+        )
     return pairs
 
 

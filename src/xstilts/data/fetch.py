@@ -22,6 +22,7 @@ from importlib import resources
 from pathlib import Path
 
 from xstilts.data.bucc import BUCC_LANGS
+from xstilts.data.languages import parse_tatoeba_langs, to_laser
 from xstilts.errors import DataError, closest
 from xstilts.hashing import sha256_file
 from xstilts.io import atomic_path
@@ -53,15 +54,20 @@ def plan(task: str, base_url: str | None = None, langs: list[str] | None = None)
     if task == "tatoeba":
         base = (base_url or TATOEBA_URL).rstrip("/")
         names = sorted(sums["tatoeba"])
-        if langs:
-            from xstilts.data.languages import to_laser
-
-            lasers = {to_laser(lang) for lang in langs}
+        if langs is not None:
+            lasers = {to_laser(code) for code in parse_tatoeba_langs(langs)}
             names = [n for n in names if n.split(".")[1].split("-")[0] in lasers]
         return [Download(f"{base}/{n}", f"tatoeba/{n}", sums["tatoeba"][n]) for n in names]
     if task == "bucc2018":
         base = (base_url or BUCC_URL).rstrip("/")
         known = sums.get("bucc2018", {})
+        if langs is not None:
+            bad = [x for x in langs if x not in BUCC_LANGS] or ([] if langs else [""])
+            if bad:
+                raise DataError(
+                    f"unknown BUCC 2018 language {bad[0]!r}{closest(bad[0], BUCC_LANGS)}; "
+                    f"valid: {', '.join(BUCC_LANGS)}"
+                )
         out = []
         for lang in langs or BUCC_LANGS:
             for part in ("sample-gold", "training-gold", "test"):

@@ -141,6 +141,8 @@ def load_lareqa(data_dir: Path) -> LareqaData:
                     raise DataError(
                         f"{path}: {where}: a question lacks id/question/answers[0].answer_start"
                     ) from None
+                if not isinstance(question, str) or not question.strip():
+                    raise DataError(f"{path}: question {qid}: question is not text ({question!r})")
                 if qid in seen:
                     raise DataError(f"{path}: question {qid}: duplicate question id")
                 seen.add(qid)

@@ -23,12 +23,14 @@ def _fixed_langs(label: str, valid: tuple[str, ...]) -> Callable[[str], list[str
 
     def parse(spec: str) -> list[str]:
         items = [s.strip().lower() for s in spec.split(",") if s.strip()]
+        if not items:
+            raise DataError(f"no {label} languages given; valid: {', '.join(valid)} (or 'all')")
         if items in (["all"], ["xtreme"], ["xtreme-r"]):
             return list(valid)
         bad = [s for s in items if s not in valid]
-        if bad or not items:
+        if bad:
             raise DataError(
-                f"unknown {label} language {bad[0] if bad else spec!r}; "
+                f"unknown {label} language {bad[0]!r}{closest(bad[0], valid)}; "
                 f"valid: {', '.join(valid)} (or 'all')"
             )
         return list(dict.fromkeys(items))

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from xstilts.errors import XstiltsError
 from xstilts.evaluate import EvalConfig, evaluate_model
 from xstilts.experiment.grid import Cell, expand_grid
-from xstilts.experiment.spec import EvalTask, ExperimentSpec, config_hash
+from xstilts.experiment.spec import EvalTask, ExperimentSpec, check_spec_models, config_hash
 from xstilts.experiment.store import ResultStore
 from xstilts.paths import resolve_data_dir
 from xstilts.train.checkpoint import RUN_FILE, read_pointer
@@ -133,8 +133,14 @@ def run_experiment(
     *,
     view: RunView | None = None,
     after_eval: Callable[[Cell, str], None] | None = None,
+    trust_remote_code: bool = False,
 ) -> RunSummary:
-    """Run every cell of ``spec`` that is not finished; see the module docstring."""
+    """Run every cell of ``spec`` that is not finished; see the module docstring.
+
+    ``trust_remote_code`` is the command line's consent; a setting's training block asking
+    for remote code without it is refused before anything runs.
+    """
+    check_spec_models(spec, trust_remote_code=trust_remote_code)
     view = view or _Quiet()
     assert spec.output is not None
     t0 = time.perf_counter()
@@ -182,6 +188,7 @@ def run_experiment(
                         data_dir,
                         dtype=spec.evaluation.dtype,
                         progress=view,
+                        trust_remote_code=trust_remote_code,
                     )
                     store.write_eval(
                         cell.key,

@@ -158,6 +158,12 @@ def load_spec(path: str | Path) -> ExperimentSpec:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UsageError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise UsageError(f"{path}: is a directory, expected a spec YAML file") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path}: not UTF-8 text (byte offset {exc.start})") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read ({exc.strerror or exc})") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
@@ -183,9 +189,18 @@ def load_spec(path: str | Path) -> ExperimentSpec:
 
     for i, task in enumerate(spec.evaluation.tasks):
         try:
-            get_task(task.task).check_options(task.protocol, task.max_sentences)
+            reg = get_task(task.task)
+            reg.check_options(task.protocol, task.max_sentences)
+            langs = task.langs_spec()
+            reg.parse_langs(reg.default_langs if langs is None else langs)
         except XstiltsError as exc:
             raise UsageError(f"{path}: evaluation.tasks[{i}]: {exc}") from None
+    ev = spec.evaluation
+    if isinstance(ev.layers, list) and ev.report_layer not in ("last", *ev.layers):
+        raise UsageError(
+            f"{path}: evaluation.report_layer {ev.report_layer} is not among "
+            f"evaluation.layers {ev.layers}"
+        )
     for i, setting in enumerate(spec.settings):
         if setting.tasks:
             try:
@@ -196,6 +211,40 @@ def load_spec(path: str | Path) -> ExperimentSpec:
                     f"{path}: settings[{i}].training.{_location(err['loc'])}: {err['msg']}"
                 ) from None
     return spec
+
+
+def check_spec_models(spec: ExperimentSpec, *, trust_remote_code: bool = False) -> None:
+    """Checks that need the models (their configs only, no weights), before any work.
+
+    Every evaluated layer and the report layer must exist in every model; remote code must be
+    allowed on the command line as well as in the spec (a shared spec file alone must not be
+    able to run a model repository's code).
+    """
+    from xstilts.models import resolve_model
+
+    wants_remote = [
+        s.name
+        for s in spec.settings
+        if s.tasks and {**spec.training, **s.training}.get("trust_remote_code")
+    ]
+    if wants_remote and not trust_remote_code:
+        raise UsageError(
+            f"spec {spec.name}: settings {', '.join(wants_remote)} set trust_remote_code; "
+            "running a model repository's own code also needs --trust-remote-code on the "
+            "command line"
+        )
+    ev = spec.evaluation
+    wanted = list(ev.layers) if isinstance(ev.layers, list) else []
+    if ev.report_layer != "last":
+        wanted.append(ev.report_layer)
+    for model in spec.models:
+        n = resolve_model(model, trust_remote_code=trust_remote_code).num_hidden_states
+        bad = [i for i in wanted if not -n <= i < n]
+        if bad:
+            raise UsageError(
+                f"spec {spec.name}: layer {bad[0]} does not exist in {model} "
+                f"(hidden states 0..{n - 1})"
+            )
 
 
 def slug(text: str) -> str:

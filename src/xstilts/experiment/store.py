@@ -58,13 +58,43 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
+_TABLES = {"meta", "cells", "evals", "metrics", "items"}
+
+
 class ResultStore:
     """Thin wrapper over the SQLite file; every write is its own transaction."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
+        """Open (``readonly=False``: create if needed) the store at ``path``.
+
+        Read-only opening never modifies the file: no table is created, the journal mode is
+        left alone, and a file that is not a results store (empty, another application's
+        database, not SQLite at all) is refused with a one-line error.
+        """
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, timeout=30)
+        self.readonly = readonly
+        try:
+            if readonly:
+                self.db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self.db = sqlite3.connect(self.path, timeout=30)
+        except (sqlite3.Error, OSError) as exc:
+            raise DataError(f"{self.path}: cannot open the results store ({exc})") from None
+        try:
+            if readonly:
+                self.db.execute("PRAGMA query_only=ON")
+                self._check_is_store()
+            else:
+                self._create()
+        except sqlite3.DatabaseError as exc:
+            self.db.close()
+            raise DataError(f"{self.path}: not a results store ({exc})") from None
+        except BaseException:
+            self.db.close()
+            raise
+
+    def _create(self) -> None:
         self.db.execute("PRAGMA journal_mode=WAL")
         with self.db:
             self.db.executescript(_SCHEMA)
@@ -73,21 +103,39 @@ class ResultStore:
                 self.db.execute(
                     "INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
                 )
-            elif int(row[0]) > SCHEMA_VERSION:
-                raise DataError(
-                    f"{self.path}: results store schema {row[0]} is newer than this xstilts"
-                )
+            else:
+                self._check_version(row[0])
+
+    def _check_is_store(self) -> None:
+        names = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        missing = sorted(_TABLES - names)
+        if missing:
+            raise DataError(
+                f"{self.path}: not a results store (no {', '.join(missing)} table"
+                f"{'s' if len(missing) > 1 else ''}; run `xstilts run SPEC` to make one)"
+            )
+        row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if row is None:
+            raise DataError(f"{self.path}: not a results store (no schema_version)")
+        self._check_version(row[0])
+
+    def _check_version(self, value: str) -> None:
+        try:
+            version = int(value)
+        except (TypeError, ValueError):
+            raise DataError(f"{self.path}: schema_version {value!r} is not a number") from None
+        if version > SCHEMA_VERSION:
+            raise DataError(f"{self.path}: results store schema {value} is newer than this xstilts")
 
     @classmethod
     def open_existing(cls, path: str | Path) -> ResultStore:
-        """Open a store that must already exist (for reports)."""
+        """Open a store that must already exist, read-only (for reports): never modifies it."""
         path = Path(path)
+        if path.is_dir():
+            raise DataError(f"{path}: is a directory, not a results store")
         if not path.is_file():
             raise DataError(f"{path}: no results store (run `xstilts run SPEC` first)")
-        try:
-            return cls(path)
-        except sqlite3.DatabaseError as exc:
-            raise DataError(f"{path}: not a results store ({exc})") from None
+        return cls(path, readonly=True)
 
     def close(self) -> None:
         """Close the connection."""
@@ -101,9 +149,14 @@ class ResultStore:
             )
 
     def get_meta(self, key: str) -> Any:
-        """Read a JSON value (None when absent)."""
+        """Read a JSON value (None when absent); a damaged value is a one-line error."""
         row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
-        return json.loads(row[0]) if row else None
+        if row is None:
+            return None
+        try:
+            return json.loads(row[0])
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"{self.path}: meta {key!r} is not valid JSON ({exc})") from None
 
     def upsert_cell(self, cell_key: str, **fields: Any) -> None:
         """Create a cell's row (all columns given) or update some of its columns."""

@@ -21,6 +21,16 @@ from xstilts.errors import ModelError
 
 BUILTIN_PREFIX = "builtin:"
 _WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.pt", "*.pth")
+# Files that carry a vocabulary: a directory with none of them would load with a fallback
+# vocabulary of a few special tokens (every word <unk>) and evaluate without complaint.
+VOCAB_FILES = (
+    "tokenizer.json",
+    "sentencepiece.bpe.model",
+    "spiece.model",
+    "tokenizer.model",
+    "vocab.txt",
+    "vocab.json",
+)
 _TOKENIZER_FILES = (
     "tokenizer.json",
     "tokenizer_config.json",
@@ -37,6 +47,15 @@ _TOKENIZER_FILES = (
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def check_tokenizer_files(directory: Path) -> None:
+    """Refuse a model directory without a vocabulary file (see :data:`VOCAB_FILES`)."""
+    if not any((directory / name).is_file() for name in VOCAB_FILES):
+        raise ModelError(
+            f"{directory}: no tokenizer files (expected one of {', '.join(VOCAB_FILES)}); "
+            "save the tokenizer next to the model (tokenizer.save_pretrained(DIR))"
+        )
 
 
 def weight_files(directory: Path) -> list[Path]:
@@ -127,7 +146,7 @@ class ModelRef:
             model = transformers.AutoModel.from_pretrained(
                 self.path, trust_remote_code=self.trust_remote_code
             )
-        except (OSError, ValueError, KeyError) as exc:
+        except Exception as exc:  # junk or truncated weights raise safetensors/torch errors too
             hint = (
                 " (the hub is not reachable: use a local directory or builtin:NAME)"
                 if self.source == "hub"
@@ -144,6 +163,8 @@ class ModelRef:
             self.local_dir = _hub_snapshot(self.path)
             self.__dict__.pop("weights_sha256", None)
             self.__dict__.pop("tokenizer_sha256", None)
+            if self.local_dir is not None:
+                check_tokenizer_files(self.local_dir)
         return LoadedModel(self, model, tokenizer)
 
 
@@ -181,6 +202,7 @@ def resolve_model(spec: str, *, trust_remote_code: bool = False) -> ModelRef:
         from xstilts.models.builtin import builtin_model_dir
 
         directory = builtin_model_dir(spec[len(BUILTIN_PREFIX) :])
+        check_tokenizer_files(directory)
         return ModelRef(spec, "builtin", str(directory), directory, trust_remote_code)
     path = Path(spec).expanduser()
     if path.is_dir() and (path / "xstilts_run.json").is_file():
@@ -190,6 +212,7 @@ def resolve_model(spec: str, *, trust_remote_code: bool = False) -> ModelRef:
         encoder = run_encoder_dir(path)
         if encoder is None:
             raise ModelError(f"{path}: training run has no checkpoint yet")
+        check_tokenizer_files(encoder)
         return ModelRef(spec, "run", str(encoder), encoder, trust_remote_code)
     if path.exists():
         if not path.is_dir() or not (path / "config.json").is_file():
@@ -197,10 +220,14 @@ def resolve_model(spec: str, *, trust_remote_code: bool = False) -> ModelRef:
                 f"{path}: not a model directory (no config.json); expected a Hugging Face "
                 "model directory, a hub id, or builtin:NAME (see `xstilts models list`)"
             )
+        check_tokenizer_files(path)
         return ModelRef(spec, "local", str(path), path, trust_remote_code)
     if spec.startswith((".", "/", "~")) or spec.count("/") > 1 or not spec.strip():
         raise ModelError(f"{spec}: no such model directory")
-    return ModelRef(spec, "hub", spec, _hub_snapshot(spec), trust_remote_code)
+    snapshot = _hub_snapshot(spec)
+    if snapshot is not None:
+        check_tokenizer_files(snapshot)
+    return ModelRef(spec, "hub", spec, snapshot, trust_remote_code)
 
 
 def load_model(

@@ -21,7 +21,7 @@ import pandas as pd
 from xstilts import __version__
 from xstilts.data.language_info import SCRIPT_NAMES, resource_group, script
 from xstilts.experiment.spec import slug
-from xstilts.io import write_text_atomic
+from xstilts.io import staging_dir
 from xstilts.report import plots
 from xstilts.report.build import HeadlineResult, Report
 from xstilts.report.findings import (
@@ -533,22 +533,29 @@ def results_csv_frame(metrics: pd.DataFrame) -> pd.DataFrame:
     return df.sort_values(keys, na_position="first", kind="stable").reset_index(drop=True)
 
 
+REPORT_FILES = {
+    "results": "results.csv",
+    "summary": "summary.csv",
+    "per_language": "per_language.csv",
+    "markdown": "report.md",
+    "html": "report.html",
+}
+
+
 def write_report(report: Report, out_dir: Path) -> dict[str, Path]:
-    """Write results.csv, summary.csv, per_language.csv, plots/*.png, report.md, report.html."""
+    """Write results.csv, summary.csv, per_language.csv, plots/*.png, report.md, report.html.
+
+    Everything is written into a staging directory next to ``out_dir`` first and moved into
+    place only when complete, so a failure (an unwritable folder, a full disk) leaves no
+    partial report behind.
+    """
     out_dir = Path(out_dir)
-    plot_dir = out_dir / "plots"
-    plot_dir.mkdir(parents=True, exist_ok=True)
-    paths = {
-        "results": out_dir / "results.csv",
-        "summary": out_dir / "summary.csv",
-        "per_language": out_dir / "per_language.csv",
-        "markdown": out_dir / "report.md",
-        "html": out_dir / "report.html",
-    }
-    write_text_atomic(paths["results"], results_csv_frame(report.metrics).to_csv(index=False))
-    write_text_atomic(paths["summary"], summary_frame(report).to_csv(index=False))
-    write_text_atomic(paths["per_language"], per_language_frame(report).to_csv(index=False))
-    doc = layout(report, plot_dir)
-    write_text_atomic(paths["markdown"], to_markdown(doc, out_dir))
-    write_text_atomic(paths["html"], to_html(doc))
-    return paths
+    with staging_dir(out_dir) as stage:
+        files = {key: stage / name for key, name in REPORT_FILES.items()}
+        files["results"].write_text(results_csv_frame(report.metrics).to_csv(index=False))
+        files["summary"].write_text(summary_frame(report).to_csv(index=False))
+        files["per_language"].write_text(per_language_frame(report).to_csv(index=False))
+        doc = layout(report, stage / "plots")
+        files["markdown"].write_text(to_markdown(doc, stage), encoding="utf-8")
+        files["html"].write_text(to_html(doc), encoding="utf-8")
+    return {key: out_dir / name for key, name in REPORT_FILES.items()}
