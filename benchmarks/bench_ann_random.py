@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 from _common import header
-from xstilts.index import ExactIndex, IndexSpec, build_index, recall_at_k
+from xstilts.retrieval.ann import ExactIndex, IndexSpec, build_index, recall_at_k
 
 
 def unit_rows(n: int, d: int, rng: np.random.Generator) -> np.ndarray:

@@ -24,7 +24,7 @@ import torch
 
 from _common import DATA, header, interleaved_rounds, paired_ratio
 from xstilts.data.tatoeba import load_tatoeba
-from xstilts.encode import Encoder, length_sorted_batches
+from xstilts.embedding.encoder import Encoder, length_sorted_batches
 from xstilts.models import load_model
 
 

@@ -47,7 +47,7 @@ def load_texts(langs: str, per_lang: int | None) -> list[str]:
 
 
 def run_variant(args: argparse.Namespace) -> dict:
-    from xstilts.encode import Encoder
+    from xstilts.embedding.encoder import Encoder
     from xstilts.hardware import configure_threads
     from xstilts.models import load_model
 

@@ -36,13 +36,12 @@ from pathlib import Path
 import numpy as np
 
 from _common import DATA, header
-from xstilts.cli_scale import expand_pairs
 from xstilts.data.bucc import load_bucc_split
-from xstilts.evaluate.bucc import unique_texts
-from xstilts.index import IndexSpec, mine_indexed
 from xstilts.io import read_lines
 from xstilts.metrics import optimize_threshold
-from xstilts.search import normalize
+from xstilts.retrieval.ann import IndexSpec
+from xstilts.retrieval.knn import normalize
+from xstilts.retrieval.mining import dedup, expand_pairs, mine_with_index, text_keys
 
 TINY = "builtin:tiny-random-xlmr"
 
@@ -117,7 +116,7 @@ def bench_procs(work: Path, n: int, chunk: int, env: dict[str, str]) -> None:
 def run_index(name: str, x: np.ndarray, y: np.ndarray, spec: IndexSpec) -> dict:
     """Mine x/y with one index spec; time it and summarise its search reports."""
     t0 = time.perf_counter()
-    pairs, reports = mine_indexed(x, y, spec, k=4, recall_sample=1000 if spec.approximate else 0)
+    pairs, reports = mine_with_index(x, y, spec, k=4, recall_sample=1000 if spec.approximate else 0)
     seconds = time.perf_counter() - t0
     recall = "/".join(f"{r['recall@4']:.3f}" if "recall@4" in r else "-" for r in reports)
     knob = "/".join(str(r.get("nprobe", "-")) for r in reports)
@@ -164,12 +163,8 @@ def bench_bucc(emb_dir: Path, nprobes: list[int]) -> None:
     sides = []
     for stem, texts in zip(stems, (split.x, split.en), strict=True):
         emb = np.load(emb_dir / f"{stem}.{tag}.npy")
-        uniq, groups = unique_texts(texts)
-        rows = np.empty(len(texts), dtype=np.int64)
-        for u, positions in enumerate(groups):
-            rows[positions] = u
-        first = np.array([g[0] for g in groups])
-        sides.append((emb[first], rows, len(uniq)))
+        first, rows = dedup(text_keys(texts))
+        sides.append((emb[first], rows, len(first)))
     (x, x_rows, nx), (y, y_rows, ny) = sides
     gold = set(split.gold or ())
     print(f"unique sentences {nx} x {ny}, gold pairs {len(gold)} ({tag}); F1 with the threshold"

@@ -34,23 +34,19 @@ import torch
 
 from xstilts.data.languages import XTREME_TATOEBA
 from xstilts.data.tatoeba import load_tatoeba
-from xstilts.evaluate import EvalConfig, evaluate_model
 from xstilts.hardware import resolve_dtype
+from xstilts.tasks import EvalSettings, TaskRequest, evaluate_model
 from xstilts.train.config import TrainConfig
 from xstilts.train.loop import train
 
 
 def tatoeba(model: str, dtype: str, data: Path, langs: list[str], layers: list[int]) -> dict:
-    cfg = EvalConfig(
-        task="tatoeba",
-        langs=langs,
-        layers=layers,
-        prefix="query: ",
-        batch_size=256,
-        use_cache=False,
+    settings = EvalSettings(
+        layers=layers, prefix="query: ", batch_size=256, cache=False, dtype=dtype
     )
+    request = TaskRequest(task="tatoeba", langs=langs)
     t0 = time.perf_counter()
-    res = evaluate_model(model, cfg, data, device="cuda", dtype=dtype)
+    res = evaluate_model(model, settings, request, data, device="cuda")
     seconds = time.perf_counter() - t0
     df = pd.DataFrame(res["metrics"])
     means = df.groupby(["layer", "direction"]).value.mean()

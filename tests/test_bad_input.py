@@ -91,7 +91,7 @@ def test_store_with_damaged_spec_meta_is_one_line(tmp_path, capsys, monkeypatch)
 @pytest.mark.parametrize(
     ("args", "needles"),
     [
-        (["--max-length", "0"], ["--max-length 0", "at least 2"]),
+        (["--max-length", "0"], ["--max-length 0", "greater than or equal to 2"]),
         (["--max-length", "-3"], ["--max-length -3"]),
         (["--device", "tpu"], ["--device 'tpu'"]),
         (["--device", "cuda"], ["--device 'cuda'", "CUDA"]),
@@ -140,7 +140,7 @@ def test_mine_threshold_must_be_finite(tiny_model, tmp_path, capsys, monkeypatch
 
 @pytest.mark.parametrize(
     ("bad", "needle"),
-    [(["--pooling", "max"], "--pooling 'max'"), (["--batch-size", "0"], "--batch-size 0")],
+    [(["--pooling", "max"], "--pooling max"), (["--batch-size", "0"], "--batch-size 0")],
 )
 def test_failed_embed_leaves_nothing_that_blocks_the_rerun(
     bad, needle, tiny_model, tmp_path, capsys, monkeypatch
@@ -331,7 +331,7 @@ def test_damaged_weights_are_one_line(damage, tiny_model, data_dir, tmp_path, ca
     ],
 )
 def test_results_files_with_wrong_types(damage, needle, tmp_path, capsys, monkeypatch):
-    from xstilts.results import build_results, metric_row
+    from xstilts.tasks.results import build_results, metric_row
 
     rows = [
         metric_row("tatoeba", "de", 1, "accuracy", 0.5, direction=d)
@@ -406,12 +406,12 @@ def test_spec_cannot_turn_on_remote_code_alone(tmp_path, capsys, monkeypatch):
 
 
 def test_unexpected_errors_are_one_line_exit_1(tiny_model, data_dir, capsys, monkeypatch):
-    import xstilts.evaluate
+    import xstilts.cli.evaluate
 
     def boom(*_a, **_k):
         raise RuntimeError("something nobody checked\nsecond line")
 
-    monkeypatch.setattr(xstilts.evaluate, "evaluate_model", boom)
+    monkeypatch.setattr(xstilts.cli.evaluate, "evaluate_model", boom)
     args = evaluate_args(tiny_model, "tatoeba", "de", data_dir)
     code, _, err = run_cli(args, capsys, monkeypatch)
     assert code == 1 and "Traceback" not in err

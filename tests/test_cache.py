@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from conftest import evaluate_args, run_cli
-from xstilts.cache import EmbeddingCache, texts_sha256
-from xstilts.encode import length_sorted_batches
+from xstilts.embedding.encoder import length_sorted_batches
+from xstilts.embedding.lines import scan_lines
+from xstilts.embedding.store import EmbeddingCache, EmbeddingStore, Identity, texts_digest
 
 
 def test_token_budget_batches_bound_padded_tokens():
@@ -29,7 +30,7 @@ def test_token_budget_batches_bound_padded_tokens():
 
 
 def test_token_budget_encoding_equals_fixed_batches(tiny_model: Path):
-    from xstilts.encode import Encoder
+    from xstilts.embedding.encoder import Encoder
     from xstilts.models import load_model
 
     loaded = load_model(str(tiny_model))
@@ -42,26 +43,47 @@ def test_token_budget_encoding_equals_fixed_batches(tiny_model: Path):
     assert sb.n_batches != sa.n_batches and 0 <= sb.padding_ratio < 1
 
 
-def test_texts_hash_respects_boundaries_and_order():
-    assert texts_sha256(["ab", "c"]) != texts_sha256(["a", "bc"])
-    assert texts_sha256(["a", "b"]) != texts_sha256(["b", "a"])
+def test_texts_digest_respects_boundaries_and_order(tmp_path: Path):
+    assert texts_digest(["ab", "c"]) != texts_digest(["a", "bc"])
+    assert texts_digest(["a", "b"]) != texts_digest(["b", "a"])
+    # a file's line index gives the digest of the same texts held in memory (one identity for
+    # `embed` stores and cache entries)
+    texts = ["Hallo Welt", "", "Grüße", "Hallo Welt"]
+    path = tmp_path / "t.txt"
+    path.write_text("\n".join(texts) + "\n", encoding="utf-8")
+    index = scan_lines(path, "text")
+    assert index.rows_digest(np.arange(4)) == texts_digest(texts)
+    assert index.rows_digest(np.array([0, 2])) == texts_digest(["Hallo Welt", "Grüße"])
+
+
+def identity(texts: list[str], **kw) -> Identity:
+    base = dict(
+        model="m", texts=texts_digest(texts), rows=len(texts), pooling="mean", prefix="",
+        max_length=512, dtype="fp32", device_type="cpu",
+    )  # fmt: skip
+    return Identity(**{**base, **kw})
 
 
 def test_cache_roundtrip_subsets_and_corruption(tmp_path: Path, caplog):
     cache = EmbeddingCache(tmp_path)
-    key = cache.key("model", ["x", "y"], {"pooling": "mean"})
+    ident = identity(["x", "y"])
+    key = ident.key()
+    assert identity(["x", "y"], prefix="query: ").key() != key  # every setting is identity
     emb = np.random.default_rng(0).normal(size=(3, 2, 4)).astype(np.float32)
-    assert cache.get(key, [0]) is None
-    cache.put(key, [0, 5, 7], emb, {})
-    np.testing.assert_array_equal(cache.get(key, [7, 0]), emb[[2, 0]])
-    assert cache.get(key, [0, 6]) is None  # layer 6 never stored
+    assert cache.get(ident, [0]) is None
+    cache.put(ident, [0, 5, 7], emb)
+    np.testing.assert_array_equal(cache.get(ident, [7, 0]), emb[[2, 0]])
+    assert cache.get(ident, [0, 6]) is None  # layer 6 never stored
     assert cache.info().entries == 1
+    # the entry is a store in the one store format: readable as such
+    store = EmbeddingStore(tmp_path / key[:2] / key)
+    assert store.identity() == ident and store.layers() == [0, 5, 7]
     # flip bytes in one layer file: detected, entry dropped, a miss instead of wrong vectors
-    f = next((tmp_path / key[:2] / key).glob("layer005.npy"))
+    f = next((tmp_path / key[:2] / key).glob("layer05.npy"))
     raw = bytearray(f.read_bytes())
     raw[-1] ^= 0xFF
     f.write_bytes(bytes(raw))
-    assert cache.get(key, [5]) is None
+    assert cache.get(ident, [5]) is None
     assert "corrupt" in caplog.text
     assert cache.info().entries == 0
 
@@ -96,7 +118,7 @@ def test_second_evaluate_is_served_from_cache_without_loading_the_model(
 
 def test_cache_info_and_clear_commands(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("XSTILTS_CACHE", str(tmp_path))
-    EmbeddingCache().put("k" * 64, [0], np.zeros((1, 2, 3), np.float32), {})
+    EmbeddingCache().put(identity(["a", "b"]), [0], np.zeros((1, 2, 3), np.float32))
     code, out, _ = run_cli(["cache", "info"], capsys, monkeypatch)
     assert code == 0 and "1 entries" in out
     code, out, _ = run_cli(["cache", "clear"], capsys, monkeypatch)
@@ -105,7 +127,7 @@ def test_cache_info_and_clear_commands(tmp_path, capsys, monkeypatch):
 
 
 def test_token_budget_zero_means_fixed_size_batches(tiny_model):
-    from xstilts.encode import Encoder
+    from xstilts.embedding.encoder import Encoder
     from xstilts.models import load_model
 
     loaded = load_model(str(tiny_model))
@@ -136,7 +158,7 @@ def test_bad_token_budget_is_a_usage_error(bad, tiny_model, data_dir, capsys, mo
         capsys,
         monkeypatch,
     )
-    assert code == 2 and "max tokens per batch must be >= 0" in err
+    assert code == 2 and f"--max-tokens-per-batch {bad}" in err
 
 
 @pytest.mark.dtype_sensitive

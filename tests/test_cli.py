@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from conftest import evaluate_args, run_cli
-from xstilts.evaluate import tatoeba_metrics
+from xstilts.tasks import tatoeba_metrics
 
 # every test evaluates through the CLI with --dtype auto: run with native bf16 both ways
 pytestmark = pytest.mark.dtype_sensitive
@@ -162,7 +162,11 @@ def test_evaluate_bucc_applies_the_dev_threshold_to_test(
         ("ok", ["--task", "tatoeba", "--langs", "de", "--layer", "9"], ["layer 9 out of range"]),
         ("ok", ["--task", "tatoeba", "--langs", "de", "--layer", "x"], ["--layer"]),
         ("ok", ["--task", "lareqa", "--max-sentences", "5"], ["applies to tatoeba and bucc2018"]),
-        ("ok", ["--task", "tatoeba", "--max-sentences", "0"], ["--max-sentences must be >= 1"]),
+        (
+            "ok",
+            ["--task", "tatoeba", "--max-sentences", "0"],
+            ["--max-sentences 0", "greater than or equal to 1"],
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(

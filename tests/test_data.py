@@ -17,11 +17,13 @@ from xstilts.data.languages import (
     XTREME_R_TATOEBA,
     XTREME_TATOEBA,
     parse_tatoeba_langs,
+    to_laser,
 )
-from xstilts.data.registry import get_task
 from xstilts.data.tatoeba import load_tatoeba
 from xstilts.errors import DataError
+from xstilts.hashing import sha256_file
 from xstilts.io import read_lines
+from xstilts.tasks import get_task
 
 
 def test_language_sets_have_the_documented_sizes():
@@ -205,14 +207,12 @@ def test_fetch_tatoeba_verifies_checksums_and_resumes(file_server, tmp_path: Pat
         shutil.copy(data_dir / "tatoeba" / name, served / name)
     dest = tmp_path / "data"
     statuses: list[str] = []
-    paths = fetch(
-        "tatoeba", dest, base_url=url, langs=["de"], on_file=lambda d, s: statuses.append(s)
-    )
+    paths = fetch(plan("tatoeba", url, ["de"]), dest, on_file=lambda d, s: statuses.append(s))
     assert statuses == ["downloaded", "downloaded"]
     assert [p.name for p in paths] == ["tatoeba.deu-eng.deu", "tatoeba.deu-eng.eng"]
     assert len(load_tatoeba(dest, "de")) == 1000
     statuses.clear()
-    fetch("tatoeba", dest, base_url=url, langs=["de"], on_file=lambda d, s: statuses.append(s))
+    fetch(plan("tatoeba", url, ["de"]), dest, on_file=lambda d, s: statuses.append(s))
     assert statuses == ["ok", "ok"]  # already present and verified: nothing downloaded again
 
 
@@ -221,7 +221,10 @@ def test_fetch_rejects_a_tampered_file_and_keeps_nothing(file_server, tmp_path: 
     (served / "tatoeba.deu-eng.deu").write_text("tampered\n")
     dest = tmp_path / "data"
     with pytest.raises(DataError, match="checksum mismatch"):
-        fetch("tatoeba", dest, base_url=url, langs=["de"])
+        fetch(
+            plan("tatoeba", url, ["de"]),
+            dest,
+        )
     assert not (dest / "tatoeba" / "tatoeba.deu-eng.deu").exists()
     assert not any(p.name.endswith(".tmp") for p in dest.rglob("*"))
 
@@ -229,7 +232,10 @@ def test_fetch_rejects_a_tampered_file_and_keeps_nothing(file_server, tmp_path: 
 def test_fetch_missing_file_is_a_one_line_error(file_server, tmp_path: Path):
     _, url = file_server
     with pytest.raises(DataError, match=r"tatoeba.deu-eng.deu: HTTP 404"):
-        fetch("tatoeba", tmp_path, base_url=url, langs=["de"])
+        fetch(
+            plan("tatoeba", url, ["de"]),
+            tmp_path,
+        )
 
 
 def test_fetch_bucc_needs_allow_unverified_then_extracts(file_server, tmp_path: Path):
@@ -245,13 +251,14 @@ def test_fetch_bucc_needs_allow_unverified_then_extracts(file_server, tmp_path: 
             if part == "sample-gold":
                 tar.add(tmp_path / "staging" / "bucc2018", arcname="bucc2018")
     with pytest.raises(DataError, match="--allow-unverified"):
-        fetch("bucc2018", tmp_path / "d", base_url=url, langs=["zh"])
+        fetch(
+            plan("bucc2018", url, ["zh"]),
+            tmp_path / "d",
+        )
     statuses: list[str] = []
     fetch(
-        "bucc2018",
+        plan("bucc2018", url, ["zh"]),
         tmp_path / "d",
-        base_url=url,
-        langs=["zh"],
         allow_unverified=True,
         on_file=lambda d, s: statuses.append(s),
     )
@@ -259,5 +266,19 @@ def test_fetch_bucc_needs_allow_unverified_then_extracts(file_server, tmp_path: 
     assert load_bucc_split(tmp_path / "d", "zh", "sample").gold == [("zh-1", "en-1")]
 
 
-def test_recorded_checksums_cover_all_tatoeba_files():
-    assert len(recorded_checksums()["tatoeba"]) == 224
+def plan(task: str, url: str, langs: list[str]):
+    """What ``xstilts data fetch TASK --base-url URL --langs ...`` downloads."""
+    return get_task(task).downloads(url, langs)
+
+
+def test_recorded_checksums_cover_every_tatoeba_file_and_match_the_data(data_dir: Path):
+    """Both files of every one of the 112 languages have a recorded SHA-256, and it is the
+    digest of the real file (a wrong or missing entry would refuse a good download)."""
+    sums = recorded_checksums()["tatoeba"]
+    expected = set()
+    for lang in ALL_TATOEBA:
+        laser = to_laser(lang)
+        expected |= {f"tatoeba.{laser}-eng.{laser}", f"tatoeba.{laser}-eng.eng"}
+    assert set(sums) == expected
+    wrong = [n for n, digest in sums.items() if sha256_file(data_dir / "tatoeba" / n) != digest]
+    assert not wrong, wrong

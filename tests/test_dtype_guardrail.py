@@ -14,9 +14,9 @@ import pytest
 
 from xstilts.data.languages import XTREME_TATOEBA
 from xstilts.data.tatoeba import load_tatoeba
-from xstilts.encode import Encoder
-from xstilts.evaluate import tatoeba_metrics
+from xstilts.embedding.encoder import Encoder
 from xstilts.models import load_model
+from xstilts.tasks import tatoeba_metrics
 
 
 @pytest.mark.slow

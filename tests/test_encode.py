@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from xstilts.encode import Encoder, length_sorted_batches
+from xstilts.embedding.encoder import Encoder, length_sorted_batches
 from xstilts.errors import UsageError
 from xstilts.models import load_model
 

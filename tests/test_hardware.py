@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from xstilts import hardware
-from xstilts.encode import Encoder
+from xstilts.embedding.encoder import Encoder
 from xstilts.errors import UsageError
 from xstilts.hardware import resolve_device, resolve_dtype
 from xstilts.models import load_model

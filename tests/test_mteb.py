@@ -13,14 +13,11 @@ from conftest import run_cli
 from test_cli import assert_one_line_error, write_bucc
 from test_xtremer import write_mewsli, write_xquad_r
 from xstilts.data.languages import ALL_TATOEBA, to_laser
-from xstilts.evaluate.bucc import evaluate_bucc
-from xstilts.evaluate.common import EvalConfig, EvalContext
-from xstilts.evaluate.lareqa import evaluate_lareqa
-from xstilts.evaluate.mewsli import evaluate_mewsli
-from xstilts.evaluate.mteb import bitext_scores
-from xstilts.evaluate.tatoeba import evaluate_tatoeba
-from xstilts.export import _TATOEBA_SCRIPTS, mteb_task_results
 from xstilts.metrics import weighted_precision_recall_f1
+from xstilts.tasks import EvalContext, EvalSettings, get_task
+from xstilts.tasks.export import mteb_task_results
+from xstilts.tasks.mteb import bitext_scores
+from xstilts.tasks.tatoeba import _MTEB_SCRIPTS
 
 # ---------------------------------------------------------------- MTEB's weighted F1
 
@@ -139,7 +136,7 @@ def test_bucc_mteb_protocol_both_variants(tiny_model, data_dir, tmp_path, capsys
         (["-t", "lareqa", "--protocol", "mteb"], ["--protocol 'mteb' does not apply to lareqa"]),
         (
             ["-t", "tatoeba", "--langs", "de", "--protocol", "x"],
-            ["--protocol 'x'", "xtreme or mteb"],
+            ["--protocol x", "'xtreme' or 'mteb'"],
         ),
     ],
 )
@@ -187,7 +184,7 @@ def test_export_mteb_writes_mteb_result_files(tmp_path, capsys, monkeypatch):
 def test_tatoeba_subsets_cover_all_languages_with_scripts():
     subsets = {f"{to_laser(lang)}-eng" for lang in ALL_TATOEBA}
     assert len(subsets) == 112
-    assert set(_TATOEBA_SCRIPTS) <= {to_laser(lang) for lang in ALL_TATOEBA}
+    assert set(_MTEB_SCRIPTS) <= {to_laser(lang) for lang in ALL_TATOEBA}
 
 
 @pytest.mark.parametrize(
@@ -229,8 +226,9 @@ class _RecordingContext(EvalContext):
         return [rng.normal(size=(len(self.layers), len(s), 8)).astype(np.float32) for s in sides]
 
 
-def _ctx(task: str, data_dir: Path, **cfg) -> _RecordingContext:
-    ctx = _RecordingContext(None, EvalConfig(task=task, **cfg), data_dir, [0])  # type: ignore[arg-type]
+def _ctx(data_dir: Path, langs: list[str], protocol: str = "xtreme", **cfg) -> _RecordingContext:
+    settings = EvalSettings(**cfg)
+    ctx = _RecordingContext(None, settings, langs, data_dir, [0], protocol=protocol)  # type: ignore[arg-type]
     ctx.calls = []  # type: ignore[attr-defined]
     return ctx
 
@@ -239,16 +237,17 @@ ROLES = {"query_prefix": "query: ", "doc_prefix": "passage: "}
 
 
 def test_tatoeba_roles(data_dir):
-    ctx = _ctx("tatoeba", data_dir, langs=["de"], protocol="mteb", **ROLES)
-    evaluate_tatoeba(ctx)
+    tatoeba = get_task("tatoeba")
+    ctx = _ctx(data_dir, ["de"], protocol="mteb", **ROLES)
+    tatoeba.evaluate(ctx)
     ((qs, qp), (ds, dp)) = ctx.calls
     assert qp == "query: " and qs[0][0].startswith("Maria sagte")  # German queries ...
     assert dp == "passage: " and ds[0][0].startswith("Mary said")  # ... search English
-    ctx = _ctx("tatoeba", data_dir, langs=["de"], **ROLES)  # XTREME: both ways, both roles
-    evaluate_tatoeba(ctx)
+    ctx = _ctx(data_dir, ["de"], **ROLES)  # XTREME: both ways, both roles
+    tatoeba.evaluate(ctx)
     assert [(len(s), p) for s, p in ctx.calls] == [(2, "query: "), (2, "passage: ")]
-    ctx = _ctx("tatoeba", data_dir, langs=["de"], prefix="query: ")  # symmetric: encode once
-    evaluate_tatoeba(ctx)
+    ctx = _ctx(data_dir, ["de"], prefix="query: ")  # symmetric: encode once
+    tatoeba.evaluate(ctx)
     assert [(len(s), p) for s, p in ctx.calls] == [(2, "query: ")]
 
 
@@ -256,13 +255,13 @@ def test_bucc_lareqa_mewsli_roles(data_dir, tmp_path):
     write_bucc(tmp_path, data_dir)
     write_xquad_r(tmp_path, data_dir, n_paragraphs=1)
     write_mewsli(tmp_path, data_dir)
-    for task, evaluator, langs, query_side in (
-        ("bucc2018", evaluate_bucc, ["de"], "de-0"),
-        ("lareqa", evaluate_lareqa, ["en"], "How many points did the Panthers"),
-        ("mewsli-x", evaluate_mewsli, ["en"], "Helsinki: In { Helsinki }"),
+    for task, langs, query_side in (
+        ("bucc2018", ["de"], "de-0"),
+        ("lareqa", ["en"], "How many points did the Panthers"),
+        ("mewsli-x", ["en"], "Helsinki: In { Helsinki }"),
     ):
-        ctx = _ctx(task, tmp_path, langs=langs, **ROLES)
-        evaluator(ctx)
+        ctx = _ctx(tmp_path, langs, **ROLES)
+        get_task(task).evaluate(ctx)
         queries, qp = ctx.calls[0]
         docs, dp = ctx.calls[1]
         assert (qp, dp) == ("query: ", "passage: "), task

@@ -34,7 +34,7 @@ from xstilts.experiment.store import ResultStore, encode_items
 from xstilts.metrics import prf
 from xstilts.report import make_report
 from xstilts.report.build import build_report, compare_results, decode_result_items
-from xstilts.results import build_results, metric_row
+from xstilts.tasks.results import build_results, metric_row
 
 LANGS = ("de", "sw", "ka")
 LAYERS = (6, 12)
@@ -465,7 +465,10 @@ def test_store_without_spec_and_with_failures(tmp_path):
 
 def test_head_to_head_pairs_seeds_without_items():
     from xstilts.experiment.spec import ReportOptions
-    from xstilts.report.build import HEADLINES, headline_result
+    from xstilts.report.build import headline_result
+    from xstilts.tasks import all_headlines
+
+    HEADLINES = all_headlines()
 
     rows = []
     for setting, grp, seed, value in [
@@ -500,7 +503,10 @@ def test_head_to_head_pairs_seeds_without_items():
 
 def test_lareqa_map_uses_ap_items():
     from xstilts.experiment.spec import ReportOptions
-    from xstilts.report.build import HEADLINES, headline_result
+    from xstilts.report.build import headline_result
+    from xstilts.tasks import all_headlines
+
+    HEADLINES = all_headlines()
 
     ap = {"base": np.linspace(0, 1, 50), "e": np.linspace(0, 1, 50) ** 0.5}
     rows = [

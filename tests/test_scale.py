@@ -14,14 +14,26 @@ import numpy as np
 import pytest
 
 from test_cli import assert_one_line_error, run_cli
-from xstilts.embed import EmbedSettings, embed_file, load_layer, scan_lines
-from xstilts.encode import Encoder
+from xstilts.embedding.encoder import Encoder
+from xstilts.embedding.lines import scan_lines
+from xstilts.embedding.settings import EmbedSettings
+from xstilts.embedding.store import load_layer
+from xstilts.embedding.stream import embed_file
 from xstilts.errors import DataError
-from xstilts.evaluate.bucc import unique_texts
-from xstilts.index import ExactIndex, IndexedKnn, IndexSpec, mine_indexed, recall_at_k
 from xstilts.io import read_lines
 from xstilts.models import load_model, resolve_model
-from xstilts.search import knn, mine, normalize
+from xstilts.retrieval.ann import ExactIndex, IndexedKnn, IndexSpec, recall_at_k
+from xstilts.retrieval.knn import exact_knn, knn, normalize
+from xstilts.retrieval.mining import mine, mine_with_index, unique_texts
+
+
+def groups_of(rows: np.ndarray) -> list[list[int]]:
+    """For each distinct row, the items it stands for (ascending)."""
+    out: list[list[int]] = [[] for _ in range(int(rows.max()) + 1)]
+    for i, r in enumerate(rows.tolist()):
+        out[r].append(i)
+    return out
+
 
 # every test evaluates through the CLI with --dtype auto: run with native bf16 both ways
 pytestmark = pytest.mark.dtype_sensitive
@@ -72,20 +84,28 @@ def test_streaming_embed_equals_in_memory_encode(encoder, model_id, sentences, t
     ref, _ = encoder.encode(sentences, layers=[0, 2])
     # one chunk: the same batches as Encoder.encode, so the same bits
     whole = embed_file(
-        path, encoder, tmp_path / "one", EmbedSettings([0, 2], chunk_size=1000), model=model_id
+        path,
+        encoder,
+        tmp_path / "one",
+        EmbedSettings(layers=[0, 2], chunk_size=1000),
+        model=model_id,
     )
     for j, layer in enumerate([0, 2]):
         assert np.array_equal(whole.array(layer), ref[j])
     # many chunks: other batch compositions, equal up to float rounding
     chunked = embed_file(
-        path, encoder, tmp_path / "many", EmbedSettings([0, 2], chunk_size=7), model=model_id
+        path, encoder, tmp_path / "many", EmbedSettings(layers=[0, 2], chunk_size=7), model=model_id
     )
-    assert chunked.manifest["n_chunks"] == 9 and chunked.manifest["complete"]
+    assert chunked.manifest["job"]["n_chunks"] == 9 and chunked.manifest["complete"]
     for j, layer in enumerate([0, 2]):
         np.testing.assert_allclose(load_layer(tmp_path / "many", layer), ref[j], atol=1e-6)
     assert not (tmp_path / "many" / "chunks").exists()  # merged and cleaned up
     f16 = embed_file(
-        path, encoder, tmp_path / "f16", EmbedSettings([2], store_dtype="float16"), model=model_id
+        path,
+        encoder,
+        tmp_path / "f16",
+        EmbedSettings(layers=[2], store_dtype="float16"),
+        model=model_id,
     )
     assert f16.array(2).dtype == np.float16
     np.testing.assert_allclose(f16.array(2), ref[1], atol=2e-3, rtol=2e-3)
@@ -96,13 +116,15 @@ def test_unique_rows_and_id_text_index(encoder, model_id, sentences, tmp_path):
     index = scan_lines(path)
     assert index.fmt == "id-text" and len(index) == len(sentences)
     first, line_rows = index.unique_rows()
-    uniq, groups = unique_texts(sentences)
+    uniq, rows = unique_texts(sentences)
     assert [sentences[i] for i in first] == uniq
-    assert all(line_rows[i] == u for u, g in enumerate(groups) for i in g)
+    assert np.array_equal(line_rows, rows)
     assert index.read_ids([0, 59]) == ["s0", "s59"]
     assert index.read_texts([3])[0] == [sentences[3]]
-    res = embed_file(path, encoder, tmp_path / "u", EmbedSettings([2], unique=True), model=model_id)
-    assert res.manifest["rows"] == len(uniq) == len(sentences) - 2
+    res = embed_file(
+        path, encoder, tmp_path / "u", EmbedSettings(layers=[2], unique=True), model=model_id
+    )
+    assert res.manifest["identity"]["rows"] == len(uniq) == len(sentences) - 2
     ref, _ = encoder.encode(uniq, layers=[2])
     assert np.array_equal(res.array(2), ref[0])
     assert np.array_equal(np.load(tmp_path / "u" / "line_rows.npy"), line_rows)
@@ -110,7 +132,7 @@ def test_unique_rows_and_id_text_index(encoder, model_id, sentences, tmp_path):
 
 def test_interrupted_embedding_resumes_to_identical_files(encoder, model_id, sentences, tmp_path):
     path = write(tmp_path / "de.txt", sentences)
-    settings = EmbedSettings([1, 2], chunk_size=8)
+    settings = EmbedSettings(layers=[1, 2], chunk_size=8)
     full = embed_file(path, encoder, tmp_path / "full", settings, model=model_id)
 
     class Interrupt(Exception):
@@ -124,12 +146,12 @@ def test_interrupted_embedding_resumes_to_identical_files(encoder, model_id, sen
     with pytest.raises(Interrupt):
         embed_file(path, encoder, out, settings, model=model_id, on_chunk=stop_after_three)
     manifest = json.loads((out / "manifest.json").read_text())
-    assert not manifest["complete"] and manifest["chunks_done"] == 3
+    assert not manifest["complete"] and manifest["job"]["chunks_done"] == 3
     assert sorted(p.name for p in (out / "chunks").iterdir()) == [
         f"c00000{i}.npz" for i in range(3)
     ]
     res = embed_file(path, encoder, out, settings, model=model_id)
-    assert res.chunks_encoded == full.manifest["n_chunks"] - 3
+    assert res.chunks_encoded == full.manifest["job"]["n_chunks"] - 3
     assert files_bytes(out) == files_bytes(tmp_path / "full")  # manifest and arrays
     again = embed_file(path, encoder, out, settings, model=model_id)  # complete: a no-op
     assert again.chunks_encoded == 0 and again.notes
@@ -145,11 +167,11 @@ def test_mismatched_manifest_is_refused_and_nothing_overwritten(
     assert code == 0, stderr
     before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in out.iterdir()}
     code, _, stderr = run_cli([*base, "--layers", "2"], capsys, monkeypatch)
-    assert_one_line_error(code, stderr, "manifest.json", "settings.layers", "nothing was changed")
+    assert_one_line_error(code, stderr, "manifest.json", "layers", "nothing was changed")
     assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in out.iterdir()} == before
     write(path, [*sentences, "one more line"])  # the input changed under a finished run
     code, _, stderr = run_cli([*base, "--layers", "1"], capsys, monkeypatch)
-    assert_one_line_error(code, stderr, "input.sha256")
+    assert_one_line_error(code, stderr, "texts=", "nothing was changed")
     assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in out.iterdir()} == before
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("mine")
@@ -193,7 +215,7 @@ def test_overlong_line_is_truncated_with_a_warning_count(
     assert code == 0, stderr
     assert "warning:" in stderr and "2 of 4 texts truncated to 32 tokens" in stderr
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["totals"]["truncated"] == 2 and manifest["settings"]["max_length"] == 32
+    assert manifest["totals"]["truncated"] == 2 and manifest["identity"]["max_length"] == 32
 
 
 # --------------------------------------------------------------------------------------------
@@ -256,15 +278,15 @@ def test_tuned_index_falls_back_to_exact_when_recall_is_out_of_reach(caplog):
     assert forced.reports[0]["kind"] == "ivf" and forced.reports[0]["recall@4"] < 0.95
 
 
-def test_mine_indexed_exact_equals_search_mine():
+def test_mine_with_exact_index_equals_in_memory_mine():
     x, y = clustered(200, 16, 4), clustered(260, 16, 5)
-    ref = mine(x, y, k=4)
-    got, reports = mine_indexed(x, y, IndexSpec(), k=4, norm=False)
+    ref = mine(x, y, exact_knn(), k=4)
+    got, reports = mine_with_index(x, y, IndexSpec(), k=4, norm=False)
     assert np.array_equal(got.src, ref.src) and np.array_equal(got.tgt, ref.tgt)
     assert np.array_equal(got.score, ref.score)
     assert [r["direction"] for r in reports] == ["src->tgt", "tgt->src"]
     # raw (unnormalised, memory-mapped float16) rows are normalised block by block
-    got16, _ = mine_indexed((3 * x).astype(np.float16), y, IndexSpec(), k=4)
+    got16, _ = mine_with_index((3 * x).astype(np.float16), y, IndexSpec(), k=4)
     pairs16 = set(zip(got16.src.tolist(), got16.tgt.tolist(), strict=True))
     assert len(pairs16 & set(zip(ref.src.tolist(), ref.tgt.tolist(), strict=True))) > 0.9 * len(ref)
 
@@ -314,11 +336,12 @@ def test_mine_end_to_end_exact_matches_in_memory_mining(
     scores = [float(r[0]) for r in rows]
     assert scores == sorted(scores, reverse=True)
     # the in-memory reference: unique texts, Encoder.encode, search.mine, expand duplicates
-    ux, gx = unique_texts(bitext["src_texts"])
-    uy, gy = unique_texts(bitext["tgt_texts"])
+    ux, rx = unique_texts(bitext["src_texts"])
+    uy, ry = unique_texts(bitext["tgt_texts"])
+    gx, gy = groups_of(rx), groups_of(ry)
     (x,) = encoder.encode(ux, layers=[2])[0]
     (y,) = encoder.encode(uy, layers=[2])[0]
-    ref = mine(normalize(x), normalize(y))
+    ref = mine(normalize(x), normalize(y), exact_knn())
     expected = [
         (f"d{a}", str(b + 1))
         for u, v in zip(ref.src.tolist(), ref.tgt.tolist(), strict=True)
@@ -385,7 +408,7 @@ def test_two_process_embedding_equals_one_process(
     launcher (torchrun); ``--cpu`` alone would start one process (see docs/scale.md).
     """
     path = write(tmp_path / "de.txt", sentences)
-    settings = EmbedSettings([1, 2], chunk_size=8)
+    settings = EmbedSettings(layers=[1, 2], chunk_size=8)
     one = embed_file(path, encoder, tmp_path / "one", settings, model=model_id)
     launcher = Path(sys.executable).with_name("accelerate")
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "TOKENIZERS_PARALLELISM": "false"}
@@ -402,7 +425,7 @@ def test_two_process_embedding_equals_one_process(
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "(2 process(es))" in proc.stdout
     two = json.loads((tmp_path / "two" / "manifest.json").read_text())
-    assert two["complete"] and two["rows"] == one.manifest["rows"]
+    assert two["complete"] and two["identity"] == one.manifest["identity"]
     for layer in (1, 2):
         a, b = one.array(layer), load_layer(tmp_path / "two", layer)
         np.testing.assert_allclose(b, a, atol=1e-6, rtol=0)

@@ -7,7 +7,8 @@ import itertools
 import numpy as np
 import pytest
 
-from xstilts.search import knn, margin_candidates, mine, normalize
+from xstilts.retrieval.knn import exact_knn, knn, normalize
+from xstilts.retrieval.mining import margin_candidates, mine
 
 
 def brute_knn(q: np.ndarray, c: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -96,7 +97,7 @@ def test_mine_4x5_matches_brute_force(margin, k):
     rng = np.random.default_rng(42)
     x = normalize(rng.normal(size=(4, 6)))
     y = normalize(rng.normal(size=(5, 6)))
-    got = mine(x, y, k=k, margin=margin, backend="numpy")
+    got = mine(x, y, exact_knn("numpy"), k=k, margin=margin)
     want = brute_margin_mining(x, y, k, margin)
     assert list(zip(got.src.tolist(), got.tgt.tolist(), strict=True)) == [
         (i, j) for i, j, _ in want
@@ -108,21 +109,21 @@ def test_ratio_margin_hand_computed_2x2():
     # cos matrix [[0.9, 0.1], [0.2, 0.8]], k=2: every neighbourhood mean is over both entries.
     x = np.array([[0.9, 0.1], [0.2, 0.8]], dtype=np.float32)
     y = np.eye(2, dtype=np.float32)
-    src, tgt, score = margin_candidates(x, y, k=2, margin="ratio", backend="numpy")
+    src, tgt, score = margin_candidates(x, y, exact_knn("numpy"), k=2, margin="ratio")
     # fwd means: x0 .5, x1 .5 ; bwd means: y0 .55, y1 .45
     # margin(x0,y0) = .9 / ((.5+.55)/2) = 1.7142857 ; margin(x1,y1) = .8 / ((.5+.45)/2) = 1.6842105
     assert list(zip(src.tolist(), tgt.tolist(), strict=True)) == [(0, 0), (1, 1), (0, 0), (1, 1)]
     np.testing.assert_allclose(
         score, [0.9 / 0.525, 0.8 / 0.475, 0.9 / 0.525, 0.8 / 0.475], rtol=1e-6
     )
-    pairs = mine(x, y, k=2, margin="ratio", backend="numpy")
+    pairs = mine(x, y, exact_knn("numpy"), k=2, margin="ratio")
     assert pairs.src.tolist() == [0, 1] and pairs.tgt.tolist() == [0, 1]
 
 
 def test_mine_is_one_to_one_on_random_data():
     rng = np.random.default_rng(3)
     x, y = normalize(rng.normal(size=(60, 8))), normalize(rng.normal(size=(90, 8)))
-    pairs = mine(x, y, k=4, backend="faiss")
+    pairs = mine(x, y, exact_knn("faiss"), k=4)
     assert len(set(pairs.src.tolist())) == len(pairs) == len(set(pairs.tgt.tolist()))
     assert np.all(np.diff(pairs.score) <= 0)
     assert 0 < len(pairs) <= 60

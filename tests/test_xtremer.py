@@ -14,8 +14,8 @@ from conftest import run_cli
 from test_cli import assert_one_line_error
 from xstilts.data.lareqa import LAREQA_LANGS, load_lareqa
 from xstilts.data.mewsli import load_mewsli, mention_text
-from xstilts.evaluate.ranking import average_precisions
 from xstilts.metrics import average_precision_at_k, average_precisions_at_k, map_at_k
+from xstilts.retrieval.ranking import average_precisions
 
 # every test evaluates through the CLI with --dtype auto: run with native bf16 both ways
 pytestmark = pytest.mark.dtype_sensitive

@@ -14,8 +14,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
+
+# How a per-sentence outcome array gives a metric: its mean (accuracy, AP), or precision,
+# recall or F1 of its summed (tp, pred, gold) counts (BUCC). Used by reports' bootstrap.
+Statistic = Literal["mean", "precision", "recall", "f1"]
 
 
 def accuracy_at_1(predicted: np.ndarray, gold: np.ndarray) -> float:

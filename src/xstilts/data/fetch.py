@@ -21,15 +21,9 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from xstilts.data.bucc import BUCC_LANGS
-from xstilts.data.languages import parse_tatoeba_langs, to_laser
-from xstilts.errors import DataError, closest
+from xstilts.errors import DataError
 from xstilts.hashing import sha256_file
 from xstilts.io import atomic_path
-
-TATOEBA_URL = "https://raw.githubusercontent.com/facebookresearch/LASER/main/data/tatoeba/v1"
-BUCC_URL = "https://comparable.limsi.fr/bucc2018"
-FETCHABLE = ("tatoeba", "bucc2018")
 
 
 @dataclass(frozen=True)
@@ -46,37 +40,6 @@ def recorded_checksums() -> dict[str, dict[str, str]]:
     """The digests shipped with xstilts (``{task: {file name: sha256}}``)."""
     text = resources.files("xstilts.data").joinpath("checksums.json").read_text(encoding="utf-8")
     return {k: v for k, v in json.loads(text).items() if not k.startswith("_")}
-
-
-def plan(task: str, base_url: str | None = None, langs: list[str] | None = None) -> list[Download]:
-    """The downloads a task needs (``base_url`` replaces the public source, e.g. a mirror)."""
-    sums = recorded_checksums()
-    if task == "tatoeba":
-        base = (base_url or TATOEBA_URL).rstrip("/")
-        names = sorted(sums["tatoeba"])
-        if langs is not None:
-            lasers = {to_laser(code) for code in parse_tatoeba_langs(langs)}
-            names = [n for n in names if n.split(".")[1].split("-")[0] in lasers]
-        return [Download(f"{base}/{n}", f"tatoeba/{n}", sums["tatoeba"][n]) for n in names]
-    if task == "bucc2018":
-        base = (base_url or BUCC_URL).rstrip("/")
-        known = sums.get("bucc2018", {})
-        if langs is not None:
-            bad = [x for x in langs if x not in BUCC_LANGS] or ([] if langs else [""])
-            if bad:
-                raise DataError(
-                    f"unknown BUCC 2018 language {bad[0]!r}{closest(bad[0], BUCC_LANGS)}; "
-                    f"valid: {', '.join(BUCC_LANGS)}"
-                )
-        out = []
-        for lang in langs or BUCC_LANGS:
-            for part in ("sample-gold", "training-gold", "test"):
-                name = f"bucc2018-{lang}-en.{part}.tar.bz2"
-                out.append(Download(f"{base}/{name}", f"_downloads/{name}", known.get(name), True))
-        return out
-    raise DataError(
-        f"cannot fetch {task!r}{closest(task, FETCHABLE)}; fetchable: {', '.join(FETCHABLE)}"
-    )
 
 
 def _download(url: str, dest: Path, timeout: float) -> None:
@@ -100,21 +63,20 @@ def _extract(archive: Path, data_dir: Path) -> None:
 
 
 def fetch(
-    task: str,
+    downloads: list[Download],
     data_dir: Path,
     *,
-    base_url: str | None = None,
-    langs: list[str] | None = None,
     allow_unverified: bool = False,
     timeout: float = 60.0,
     on_file: Callable[[Download, str], None] | None = None,
 ) -> list[Path]:
-    """Download (or verify already present) files of ``task`` into ``data_dir``.
+    """Download (or verify already present) ``downloads`` into ``data_dir``.
 
-    ``on_file(download, status)`` is called per file with status ``"ok"`` (present and
-    verified), ``"downloaded"`` or ``"unverified"``. Returns the destination paths.
+    Which files a task needs is the task's own knowledge
+    (:meth:`xstilts.tasks.RetrievalTask.downloads`); this is the machinery. ``on_file(download,
+    status)`` is called per file with status ``"ok"`` (present and verified), ``"downloaded"``
+    or ``"unverified"``. Returns the destination paths.
     """
-    downloads = plan(task, base_url, langs)
     unpinned = [d for d in downloads if d.sha256 is None]
     if unpinned and not allow_unverified:
         raise DataError(

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from xstilts.errors import XstiltsError
-from xstilts.evaluate import EvalConfig, evaluate_model
 from xstilts.experiment.grid import Cell, expand_grid
-from xstilts.experiment.spec import EvalTask, ExperimentSpec, check_spec_models, config_hash
+from xstilts.experiment.spec import ExperimentSpec, check_spec_models, config_hash
 from xstilts.experiment.store import ResultStore
 from xstilts.paths import resolve_data_dir
+from xstilts.tasks import TaskRequest, evaluate_model
 from xstilts.train.checkpoint import RUN_FILE, read_pointer
 from xstilts.train.config import TrainConfig
 from xstilts.train.loop import METRICS_FILE, StepInfo, train
@@ -65,40 +65,20 @@ class RunSummary:
     seconds: float = 0.0
 
 
-def eval_key(task: EvalTask) -> str:
+def eval_key(task: TaskRequest) -> str:
     """Identity of one evaluation inside a cell: task and protocol."""
     return f"{task.task}/{task.protocol}"
 
 
-def eval_config(spec: ExperimentSpec, task: EvalTask) -> EvalConfig:
-    """The evaluate settings of one retrieval task of the spec."""
-    from xstilts.data.registry import get_task
-
-    ev = spec.evaluation
-    reg = get_task(task.task)
-    layers = None if ev.layers in ("all", "last") else list(ev.layers)
-    return EvalConfig(
-        task=reg.name,
-        langs=reg.parse_langs(task.langs_spec() or reg.default_langs),
-        layers=layers,
-        pooling=ev.pooling,
-        prefix=ev.prefix,
-        query_prefix=ev.query_prefix,
-        doc_prefix=ev.doc_prefix,
-        protocol=task.protocol,
-        max_sentences=task.max_sentences,
-        batch_size=ev.batch_size,
-        max_tokens_per_batch=ev.max_tokens_per_batch,
-    )
-
-
-def eval_hash(spec: ExperimentSpec, task: EvalTask) -> str:
+def eval_hash(spec: ExperimentSpec, task: TaskRequest) -> str:
     """Hash of everything that changes one evaluation's numbers.
 
-    Batching is left out, as in the embedding cache key: it changes speed, not the numbers.
+    Batching and the cache switch are left out, as in the embedding store identity: they
+    change speed, not the numbers.
     """
     ev = spec.evaluation.model_dump(
-        mode="json", exclude={"tasks", "report_layer", "batch_size", "max_tokens_per_batch"}
+        mode="json",
+        exclude={"tasks", "report_layer", "batch_size", "max_tokens_per_batch", "cache"},
     )
     # exclude_none: a new optional task key leaves the hashes of existing specs unchanged
     task_key = task.model_dump(mode="json", exclude_none=True)
@@ -184,9 +164,9 @@ def run_experiment(
                     view.stage(f"evaluating {key}")
                     results = evaluate_model(
                         model,
-                        eval_config(spec, task),
+                        spec.evaluation.settings(),
+                        task,
                         data_dir,
-                        dtype=spec.evaluation.dtype,
                         progress=view,
                         trust_remote_code=trust_remote_code,
                     )

@@ -12,8 +12,8 @@ Example (see ``configs/`` for complete ones)::
       - {name: xnli, tasks: [xnli], langs: [de, fr, ru, zh]}   # multilingual
       - {name: english-all, tasks: [english-all]}   # multi-task
       - {name: mnli+mlm, tasks: [mnli], training: {mlm_aux: true}}
-    evaluation:
-      layers: [8, 12]
+    evaluation:                                     # the options of `xstilts evaluate`
+      layers: [8, 12]                               # or "all", or "last" (the last one)
       prefix: "query: "
       tasks:
         - {task: tatoeba, langs: xtreme}
@@ -33,8 +33,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from xstilts import defaults
 from xstilts.errors import UsageError, XstiltsError
+from xstilts.layers import resolve_layers
+from xstilts.models import resolve_model
+from xstilts.tasks import EvalSettings, TaskRequest, check_request
 from xstilts.train.config import TrainConfig
 
 Group = Literal["baseline", "english", "multilingual", "mixed"]
@@ -63,33 +65,16 @@ class Setting(_Strict):
         return v
 
 
-class EvalTask(_Strict):
-    """One retrieval task of the evaluation."""
+class Evaluation(EvalSettings):
+    """How every cell is evaluated: the evaluation settings (the same model as ``xstilts
+    evaluate``'s options), the retrieval tasks, and the layer the report headlines."""
 
-    task: str
-    langs: str | list[str] | None = None
-    protocol: Literal["xtreme", "mteb"] = "xtreme"
-    # A quick subset (Tatoeba: first N pairs; BUCC: N lines per side, gold kept); None = all.
-    max_sentences: int | None = Field(None, ge=1)
-
-    def langs_spec(self) -> str | None:
-        """The language spec as the evaluate command takes it."""
-        return ",".join(self.langs) if isinstance(self.langs, list) else self.langs
-
-
-class Evaluation(_Strict):
-    """How every cell is evaluated."""
-
-    tasks: list[EvalTask] = Field(min_length=1)
-    layers: Literal["all", "last"] | list[int] = "all"
+    tasks: list[TaskRequest] = Field(min_length=1)
     report_layer: int | Literal["last"] = "last"
-    pooling: Literal["mean", "mean-nospecial", "cls"] = "mean"
-    prefix: str = ""
-    query_prefix: str | None = None
-    doc_prefix: str | None = None
-    batch_size: int = Field(defaults.BATCH_SIZE, ge=1)
-    max_tokens_per_batch: int | None = Field(defaults.MAX_TOKENS_PER_BATCH, ge=0)
-    dtype: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+
+    def settings(self) -> EvalSettings:
+        """The evaluation settings alone (what ``xstilts evaluate`` would be given)."""
+        return EvalSettings(**self.model_dump(exclude={"tasks", "report_layer"}))
 
 
 class ReportOptions(_Strict):
@@ -185,18 +170,14 @@ def load_spec(path: str | Path) -> ExperimentSpec:
     if spec.data_dir is not None and not spec.data_dir.is_absolute():
         spec.data_dir = path.parent / spec.data_dir
     # validate every retrieval task and every cell's training block now, not hours into the run
-    from xstilts.data.registry import get_task
-
     for i, task in enumerate(spec.evaluation.tasks):
         try:
-            reg = get_task(task.task)
-            reg.check_options(task.protocol, task.max_sentences)
-            langs = task.langs_spec()
-            reg.parse_langs(reg.default_langs if langs is None else langs)
+            check_request(task)
         except XstiltsError as exc:
             raise UsageError(f"{path}: evaluation.tasks[{i}]: {exc}") from None
     ev = spec.evaluation
-    if isinstance(ev.layers, list) and ev.report_layer not in ("last", *ev.layers):
+    listed = isinstance(ev.layers, list) and all(i >= 0 for i in ev.layers)
+    if listed and ev.report_layer not in ("last", *ev.layers):
         raise UsageError(
             f"{path}: evaluation.report_layer {ev.report_layer} is not among "
             f"evaluation.layers {ev.layers}"
@@ -220,8 +201,6 @@ def check_spec_models(spec: ExperimentSpec, *, trust_remote_code: bool = False) 
     allowed on the command line as well as in the spec (a shared spec file alone must not be
     able to run a model repository's code).
     """
-    from xstilts.models import resolve_model
-
     wants_remote = [
         s.name
         for s in spec.settings
@@ -244,6 +223,12 @@ def check_spec_models(spec: ExperimentSpec, *, trust_remote_code: bool = False) 
             raise UsageError(
                 f"spec {spec.name}: layer {bad[0]} does not exist in {model} "
                 f"(hidden states 0..{n - 1})"
+            )
+        evaluated = resolve_layers(ev.layers, n)
+        if ev.report_layer != "last" and ev.report_layer % n not in evaluated:
+            raise UsageError(
+                f"spec {spec.name}: evaluation.report_layer {ev.report_layer} is not among the "
+                f"evaluated layers of {model} ({', '.join(map(str, evaluated))})"
             )
 
 

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from xstilts.errors import DataError
-from xstilts.results import decode_items, encode_items, items_from_json
+from xstilts.tasks.results import decode_items, encode_items, items_from_json
 
 SCHEMA_VERSION = 1
 _SCHEMA = """

@@ -170,7 +170,7 @@ class ModelRef:
 
 @dataclass
 class LoadedModel:
-    """An encoder ready for :class:`xstilts.encode.Encoder`, with its provenance."""
+    """An encoder ready for :class:`xstilts.embedding.encoder.Encoder`, with its provenance."""
 
     ref: ModelRef
     model: Any  # transformers.PreTrainedModel (encoder part)

@@ -9,8 +9,10 @@ Headline selection (one number per setting, language and headline metric):
 * the report layer: ``--layer``, else the spec's ``evaluation.report_layer`` (``"last"`` = the
   highest hidden-state index evaluated for that model);
 * protocol ``xtreme`` only (MTEB-protocol rows stay in ``results.csv``);
-* Tatoeba accuracy en->x and x->en; BUCC F1 on ``test`` where present, else on the split the
-  threshold was tuned on (``dev``/``sample``), flagged as optimistic; LAReQA and Mewsli-X mAP@20;
+* the headline metrics every registered task declares (:attr:`RetrievalTask.headlines`:
+  Tatoeba accuracy en->x and x->en, BUCC F1, LAReQA and Mewsli-X mAP@20), each on ``test``
+  where present, else on another split, flagged as optimistic when it is one the task tunes a
+  threshold on (:attr:`RetrievalTask.tuning_splits`: BUCC's ``dev``/``sample``);
 * a setting's score is the mean over languages (the languages every cell has) of its stored
   values, averaged over seeds; its delta is that score minus the baseline's.
 
@@ -32,62 +34,27 @@ import numpy as np
 import pandas as pd
 
 from xstilts.data.language_info import RESOURCE_GROUPS, resource_group, script
-from xstilts.data.registry import get_task
 from xstilts.errors import DataError, UsageError
-from xstilts.experiment.spec import ExperimentSpec, ReportOptions
+from xstilts.experiment.spec import ExperimentSpec, ReportOptions, load_spec
+from xstilts.experiment.store import ResultStore
 from xstilts.report.stats import (
     CI,
-    Statistic,
     bootstrap_replicates,
     combined_significance,
     percentile_ci,
     statistic_value,
     t_interval,
 )
+from xstilts.tasks import Headline, all_headlines, get_task
+from xstilts.tasks.results import decode_items, load_results
 
 GROUP_ORDER = ("baseline", "english", "multilingual", "mixed")
-TUNING_SPLITS = ("dev", "sample")
 _ITEM_TOLERANCE = 1e-4  # items (float32) must reproduce the stored metric to this precision
 
 # (task, lang, layer, direction, protocol, split) of one items array
 ItemKey = tuple[str, str, int, str | None, str, str]
 # (cell key, item key, kind) -> the per-sentence array, or None when it was not stored
 ItemSource = Callable[[str, ItemKey, str], np.ndarray | None]
-
-
-@dataclass(frozen=True)
-class Headline:
-    """One headline metric: which stored rows it reads and how it is labelled."""
-
-    key: str
-    task: str
-    metric: str
-    direction: str | None
-    label: str
-    protocol: str = "xtreme"
-    kinds: tuple[str, ...] = ("correct",)  # per-sentence item kinds that reproduce the metric
-    statistic: Statistic = "mean"  # how: their mean, or P/R/F1 of their summed counts
-
-
-_COUNTS = ("tp", "pred", "gold")
-HEADLINES: tuple[Headline, ...] = (
-    Headline("tatoeba en->x", "tatoeba", "accuracy", "en->x", "Tatoeba accuracy en->x"),
-    Headline("tatoeba x->en", "tatoeba", "accuracy", "x->en", "Tatoeba accuracy x->en"),
-    Headline("bucc2018 f1", "bucc2018", "f1", None, "BUCC F1", kinds=_COUNTS, statistic="f1"),
-    Headline("lareqa map@20", "lareqa", "map@20", None, "LAReQA mAP@20", kinds=("ap@20",)),
-    Headline("mewsli-x map@20", "mewsli-x", "map@20", None, "Mewsli-X mAP@20", kinds=("ap@20",)),
-)
-# MTEB-protocol numbers (x->en); their F1 is MTEB's class-weighted F1, with no stored items
-MTEB_HEADLINES: tuple[Headline, ...] = (
-    Headline(
-        "tatoeba mteb accuracy", "tatoeba", "accuracy", "x->en", "Tatoeba (MTEB) accuracy", "mteb"
-    ),
-    Headline("tatoeba mteb f1", "tatoeba", "f1", "x->en", "Tatoeba (MTEB) F1", "mteb", kinds=()),
-    Headline(
-        "bucc2018 mteb accuracy", "bucc2018", "accuracy", "x->en", "BUCC (MTEB) accuracy", "mteb"
-    ),
-    Headline("bucc2018 mteb f1", "bucc2018", "f1", "x->en", "BUCC (MTEB) F1", "mteb", kinds=()),
-)
 
 
 @dataclass
@@ -172,7 +139,8 @@ class HeadlineResult:
     @property
     def tuned_split(self) -> bool:
         """True when some number comes from the split its threshold was tuned on."""
-        return any(s in TUNING_SPLITS for s in self.splits.values())
+        tuning = get_task(self.headline.task).tuning_splits
+        return any(s in tuning for s in self.splits.values())
 
 
 @dataclass
@@ -194,9 +162,6 @@ class Report:
 
 def open_source(path: Path) -> tuple[Any, ExperimentSpec | None]:
     """The results store and spec behind ``SPEC_OR_DB`` (a spec YAML or a ``.sqlite`` file)."""
-    from xstilts.experiment.spec import load_spec
-    from xstilts.experiment.store import ResultStore
-
     path = Path(path)
     if path.suffix.lower() in (".yaml", ".yml"):
         spec = load_spec(path)
@@ -262,7 +227,7 @@ def build_report(source: Path, *, layer: int | None = None, bootstrap: int | Non
         for model in models:
             df = metrics[metrics.model == model]
             layers[model] = resolve_layer(df, requested, model)
-            for headline in HEADLINES:
+            for headline in all_headlines("xtreme"):
                 res = headline_result(
                     df, headline, layers[model], items, options, order=order, model=model
                 )
@@ -378,14 +343,16 @@ def headline_result(
         )
     rows = rows[rows.lang.isin(langs)]
     splits = dict(zip(rows.lang, rows.split, strict=False))
-    tuned = sorted(lang for lang, s in splits.items() if s != "test")
-    if tuned and headline.task == "bucc2018":
+    tuning = get_task(headline.task).tuning_splits
+    tuned = sorted(lang for lang, s in splits.items() if s in tuning)
+    other = sorted(lang for lang, s in splits.items() if s != "test" and s not in tuning)
+    if tuned:
         notes.append(
             f"{headline.label} for {', '.join(tuned)} is measured on the split its threshold "
             f"was tuned on ({', '.join(sorted({splits[x] for x in tuned}))}): optimistic"
         )
-    elif tuned:
-        notes.append(f"{headline.label} for {', '.join(tuned)} is not from a test split")
+    if other:
+        notes.append(f"{headline.label} for {', '.join(other)} is not from a test split")
     value = rows.pivot_table(index="cell_key", columns="lang", values="value", aggfunc="first")
     groups = _settings_frame(rows, order, options.baseline)
 
@@ -634,11 +601,9 @@ def decode_result_items(
     doc: dict[str, Any], path: Path | str
 ) -> dict[tuple[ItemKey, str], np.ndarray]:
     """The ``items`` of a results file (entries in the ``{dtype, n, data}`` form of
-    :func:`xstilts.experiment.store.items_to_json` plus their key fields), keyed like the
+    :func:`xstilts.tasks.results.items_to_json` plus their key fields), keyed like the
     store's. A file without items gives an empty dict; a malformed entry is a one-line error
     naming the file and the entry, checked before decoding (a short buffer must not pass)."""
-    from xstilts.experiment.store import decode_items
-
     out: dict[tuple[ItemKey, str], np.ndarray] = {}
     entries = doc.get("items") or []
     if not isinstance(entries, list):
@@ -691,8 +656,6 @@ def compare_results(
     The files must be evaluations of the same task, protocol and languages; where both carry
     per-sentence items the deltas get paired bootstrap CIs. Returns the results and the layer.
     """
-    from xstilts.results import load_results
-
     docs = [load_results(path_a), load_results(path_b)]
     (a, b), paths = docs, (path_a, path_b)
     if a.get("task") != b.get("task"):
@@ -741,7 +704,7 @@ def compare_results(
         baseline=names[0], bootstrap=max(bootstrap, 100), confidence=confidence, seed=seed
     )
     results = []
-    for headline in (*HEADLINES, *MTEB_HEADLINES):
+    for headline in all_headlines(None):
         res = headline_result(df, headline, use, source, options, order=names)
         if res is not None:
             results.append(res)

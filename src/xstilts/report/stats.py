@@ -33,13 +33,11 @@ import math
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
-from xstilts.metrics import prf
+from xstilts.metrics import Statistic, prf
 
-Statistic = Literal["mean", "precision", "recall", "f1"]
 _PRF_INDEX = {"precision": 0, "recall": 1, "f1": 2}
 
 

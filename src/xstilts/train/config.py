@@ -69,6 +69,17 @@ class TrainConfig(BaseModel):
             return [s.strip() for s in v.split(",") if s.strip()]
         return v
 
+    @field_validator("train_split", mode="before")
+    @classmethod
+    def _split_per_task(cls, v):
+        """``"xnli:dev,mnli:train"`` (the command line's form) -> ``{"xnli": "dev", ...}``."""
+        if isinstance(v, str) and ":" in v:
+            pairs = [item.split(":", 1) for item in v.split(",") if item.strip()]
+            if any(len(p) != 2 or not p[0].strip() or not p[1].strip() for p in pairs):
+                raise ValueError(f"{v!r}: use SPLIT or TASK:SPLIT,TASK:SPLIT")
+            return {t.strip(): s.strip() for t, s in pairs}
+        return v
+
     @field_validator("sampling")
     @classmethod
     def _check_sampling(cls, v: str) -> str:

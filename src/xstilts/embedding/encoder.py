@@ -1,8 +1,7 @@
 """Texts -> pooled sentence embeddings for every requested hidden state, in one forward pass.
 
-Hidden-state index convention (used everywhere in xstilts): ``hidden_states[0]`` is the
-embedding output and ``hidden_states[i]`` the output of transformer layer ``i``; a 12-layer
-model has 13 hidden states, 0..12.
+Hidden states are indexed as everywhere in xstilts (:mod:`xstilts.layers`: 0 = the embedding
+output, i = transformer layer i).
 
 Pooling:
 
@@ -18,6 +17,7 @@ up in the first batch) and batched; results are returned in input order. Inferen
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Iterator, Sequence
@@ -29,6 +29,7 @@ import torch
 from xstilts import defaults
 from xstilts.errors import UsageError
 from xstilts.hardware import TORCH_DTYPES, resolve_device, resolve_dtype
+from xstilts.layers import LayerSelection, resolve_layers
 
 POOLINGS = ("mean", "mean-nospecial", "cls")
 
@@ -79,23 +80,6 @@ def check_max_length(max_length: int) -> None:
     """A sentence needs room for its two special tokens (``<s>`` ... ``</s>``) at least."""
     if max_length < 2:
         raise UsageError(f"--max-length {max_length}: must be at least 2 tokens")
-
-
-def check_layers(layers: Sequence[int] | None, num_hidden_states: int) -> list[int]:
-    """Validate hidden-state indices against a model (None = all of them).
-
-    Negative indices count from the end as in Python (-1 = the last hidden state), so a
-    request can say "last" before the model is known.
-    """
-    if layers is None:
-        return list(range(num_hidden_states))
-    resolved = [i + num_hidden_states if i < 0 else i for i in layers]
-    bad = [orig for orig, i in zip(layers, resolved, strict=True) if not 0 <= i < num_hidden_states]
-    if bad:
-        raise UsageError(
-            f"layer {bad[0]} out of range: this model has hidden states 0..{num_hidden_states - 1}"
-        )
-    return list(dict.fromkeys(resolved))
 
 
 def pool(
@@ -173,16 +157,16 @@ class Encoder:
             attention[row, : len(x)] = 1
         return input_ids.to(self.device), attention.to(self.device)
 
-    def layer_indices(self, layers: Sequence[int] | None) -> list[int]:
-        """Validate hidden-state indices (None = all of them)."""
-        return check_layers(layers, self.num_hidden_states)
+    def layer_indices(self, layers: LayerSelection | None) -> list[int]:
+        """Validated hidden-state indices of a selection (None = all of them)."""
+        return resolve_layers(layers, self.num_hidden_states)
 
     @torch.inference_mode()
     def encode(
         self,
         texts: Sequence[str],
         *,
-        layers: Sequence[int] | None = None,
+        layers: LayerSelection | None = None,
         pooling: str = "mean",
         prefix: str = "",
         batch_size: int = defaults.BATCH_SIZE,
@@ -288,9 +272,9 @@ class LazyEncoder:
         limit = _tokenizer_max_length(self.ref.local_dir)
         return min(self.requested_max_length, limit) if limit else self.requested_max_length
 
-    def layer_indices(self, layers: Sequence[int] | None) -> list[int]:
-        """Validate hidden-state indices (None = all of them)."""
-        return check_layers(layers, self.num_hidden_states)
+    def layer_indices(self, layers: LayerSelection | None) -> list[int]:
+        """Validated hidden-state indices of a selection (None = all of them)."""
+        return resolve_layers(layers, self.num_hidden_states)
 
     def encode(self, texts: Sequence[str], **kwargs) -> tuple[np.ndarray, EncodeStats]:
         """See :meth:`Encoder.encode`."""
@@ -299,8 +283,6 @@ class LazyEncoder:
 
 def _tokenizer_max_length(directory) -> int | None:
     """``model_max_length`` from a tokenizer_config.json, when it states a real limit."""
-    import json
-
     if directory is None:
         return None
     try:

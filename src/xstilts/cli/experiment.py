@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from importlib import resources
 from pathlib import Path
 from typing import Annotated
 
@@ -17,12 +18,16 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
-from rich.table import Table
 
-from xstilts.experiment.grid import Cell
+from xstilts.cli.console import err, print_report, print_table
+from xstilts.experiment.grid import Cell, expand_grid
+from xstilts.experiment.runner import describe, run_experiment
+from xstilts.experiment.spec import ExperimentSpec, check_spec_models, load_spec
+from xstilts.io import ensure_writable
+from xstilts.report import make_report
 from xstilts.train.loop import StepInfo
 
-REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+QUICKSTART = "quickstart.yaml"  # shipped with the package (xstilts/configs/)
 
 
 class LiveView:
@@ -64,9 +69,7 @@ class LiveView:
 
     def _log(self, text: str) -> None:
         if self.plain:
-            from xstilts.cli import err
-
-            err.print(f"[{time.perf_counter() - self.t0:6.0f}s] {text}", highlight=False)
+            err.print(f"[{time.perf_counter() - self.t0:6.0f}s] {text}")
 
     def stage(self, text: str) -> None:
         self._reset(f"{self.current}: {text}", None)
@@ -94,8 +97,6 @@ class LiveView:
         )
 
     def cell_finished(self, cell: Cell, status: str, error: str | None) -> None:
-        from xstilts.cli import err
-
         self.cells.advance(self.cells_task)
         self._log(f"{cell.label}: {status}")
         if status == "failed":
@@ -104,24 +105,18 @@ class LiveView:
 
 
 def run_spec(
-    spec_path: Path, *, report: bool, out: Path | None = None, trust_remote_code: bool = False
-) -> Path | None:
-    """Run a spec with the live view; write the report (returns its directory).
+    spec: ExperimentSpec, *, report: bool, out_dir: Path | None = None,
+    trust_remote_code: bool = False,
+) -> Path | None:  # fmt: skip
+    """Run a spec with the live view; write the report (returns its folder).
 
     The whole spec is checked (its models' layers, remote code, where results and the report
     go) before any training or evaluation starts.
     """
-    from xstilts.cli import err
-    from xstilts.experiment.grid import expand_grid
-    from xstilts.experiment.runner import run_experiment
-    from xstilts.experiment.spec import check_spec_models, load_spec
-    from xstilts.io import ensure_writable
-
-    spec = load_spec(spec_path)
     check_spec_models(spec, trust_remote_code=trust_remote_code)
     assert spec.output is not None
     ensure_writable(spec.output, directory=True)
-    target = out or spec.output / "report"
+    target = out_dir or spec.output / "report"
     if report:
         ensure_writable(target, directory=True)
     cells = expand_grid(spec)
@@ -132,64 +127,66 @@ def run_spec(
     err.print(
         f"{len(summary.done)} cells run, {len(summary.skipped)} already done, "
         f"{len(summary.failed)} failed in {time.perf_counter() - t0:.0f}s; "
-        f"store: {summary.store.resolve()}",
-        highlight=False,
+        f"store: {summary.store.resolve()}"
     )
     for label, error in summary.failed.items():
         err.print(f"  failed: {label}: {error}")
     if not report:
         return None
-    from xstilts.cli_report import report_command
-
-    report_command(spec_path, out_dir=target)
+    print_report(*make_report(spec.output / "results.sqlite", target))
     return target
+
+
+def _dry_run(spec: ExperimentSpec, trust_remote_code: bool) -> None:
+    check_spec_models(spec, trust_remote_code=trust_remote_code)
+    rows = describe(spec)
+    header = list(rows[0])
+    print_table(f"{len(rows)} cells", header, [[str(r[c]) for c in header] for r in rows])
+
+
+RemoteOpt = Annotated[
+    bool,
+    typer.Option(help="Allow model repositories to run their own code (the spec must ask too)."),
+]
+DryRunOpt = Annotated[bool, typer.Option(help="Check the spec and show the grid; run nothing.")]
 
 
 def run_command(
     spec: Annotated[Path, typer.Argument(help="Experiment spec (YAML).")],
-    dry_run: Annotated[bool, typer.Option(help="Show the grid, run nothing.")] = False,
+    dry_run: DryRunOpt = False,
     report: Annotated[bool, typer.Option(help="Write the report when done.")] = True,
-    out: Annotated[
-        Path | None, typer.Option(help="Report directory (default: <output>/report).")
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Report folder (default: <output>/report).")
     ] = None,
-    trust_remote_code: Annotated[
-        bool,
-        typer.Option(
-            help="Allow model repositories to run their own code (the spec must ask for it too)."
-        ),
-    ] = False,
+    trust_remote_code: RemoteOpt = False,
 ) -> None:
     """Run an experiment: train each setting (reusing finished runs), evaluate, store, report."""
-    from xstilts.cli import out as console
-    from xstilts.experiment.runner import describe
-    from xstilts.experiment.spec import check_spec_models, load_spec
-
+    loaded = load_spec(spec)
     if dry_run:
-        loaded = load_spec(spec)
-        check_spec_models(loaded, trust_remote_code=trust_remote_code)
-        rows = describe(loaded)
-        table = Table(title=f"{len(rows)} cells")
-        for col in rows[0]:
-            table.add_column(col)
-        for r in rows:
-            table.add_row(*(str(v) for v in r.values()))
-        console.print(table)
+        _dry_run(loaded, trust_remote_code)
         return
-    run_spec(spec, report=report, out=out, trust_remote_code=trust_remote_code)
+    run_spec(loaded, report=report, out_dir=out_dir, trust_remote_code=trust_remote_code)
 
 
 def quickstart_command(
-    out: Annotated[Path | None, typer.Option(help="Report directory.")] = None,
+    output: Annotated[
+        Path, typer.Option(help="Where runs, results and the report go.")
+    ] = Path("runs/quickstart"),
+    dry_run: DryRunOpt = False,
 ) -> None:
     """The main job on the builtin model: baseline vs English vs multilingual intermediate
-    training (configs/quickstart.yaml), evaluated on Tatoeba and BUCC, with a report."""
-    from xstilts.errors import UsageError
+    training (the packaged configs/quickstart.yaml), evaluated on Tatoeba and BUCC, with a
+    report."""
+    with resources.as_file(resources.files("xstilts.configs") / QUICKSTART) as path:
+        spec = load_spec(path)
+    spec.output = output.resolve()
+    if dry_run:
+        _dry_run(spec, False)
+        return
+    run_spec(spec, report=True)
 
-    spec = REPO_CONFIGS / "quickstart.yaml"
-    if not spec.is_file():
-        from importlib import resources
 
-        spec = Path(str(resources.files("xstilts").joinpath("configs/quickstart.yaml")))
-    if not spec.is_file():
-        raise UsageError("configs/quickstart.yaml not found (run from a source checkout)")
-    run_spec(spec, report=True, out=out)
+def register(app: typer.Typer) -> None:
+    """Add ``run`` and ``quickstart``."""
+    app.command("run")(run_command)
+    app.command("quickstart")(quickstart_command)

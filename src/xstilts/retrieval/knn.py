@@ -1,7 +1,9 @@
-"""Exact nearest-neighbour search and margin-based bitext mining on plain arrays.
+"""Exact nearest-neighbour search on plain arrays (evaluation-sized sets held in memory).
 
 No model code here: everything takes float32 numpy arrays, so it is testable on hand-made
-vectors and reusable for embeddings from anywhere.
+vectors and reusable for embeddings from anywhere. Approximate and block-wise search for large
+corpora is :mod:`xstilts.retrieval.ann`; margin mining on top of either is
+:mod:`xstilts.retrieval.mining`.
 
 Conventions (the retrieval protocols depend on them):
 
@@ -9,15 +11,12 @@ Conventions (the retrieval protocols depend on them):
 * Results are ordered by score descending, ties broken by the LOWER corpus index (the numpy
   backend guarantees this; faiss results are re-sorted the same way, so the two backends agree
   except for exact ties straddling the k-th position).
-* Margin scoring follows Artetxe & Schwenk (2019) as used by LASER/XTREME for BUCC:
-  ``margin(cos(x, y), (mean_k cos(x, .) + mean_k cos(., y)) / 2)`` with ``ratio`` (a / b),
-  ``distance`` (a - b) or ``absolute`` (a).
 """
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -25,7 +24,6 @@ import numpy as np
 Backend = Literal["auto", "faiss", "numpy"]
 # (queries, corpus, k) -> (scores, indices), best first: what margin mining searches with.
 KnnFn = Callable[[np.ndarray, np.ndarray, int], tuple[np.ndarray, np.ndarray]]
-MARGINS = ("ratio", "distance", "absolute")
 
 
 def normalize(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
@@ -36,11 +34,7 @@ def normalize(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
 
 
 def _have_faiss() -> bool:
-    try:
-        import faiss  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return importlib.util.find_spec("faiss") is not None
 
 
 def resolve_backend(backend: Backend) -> Literal["faiss", "numpy"]:
@@ -95,7 +89,7 @@ def knn_numpy(
 
 def knn_faiss(queries: np.ndarray, corpus: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Exact inner-product k-NN with faiss ``IndexFlatIP`` (what LASER and XTREME use)."""
-    import faiss
+    import faiss  # deferred: faiss is optional at import time (numpy backend otherwise)
 
     q = np.ascontiguousarray(queries, dtype=np.float32)
     c = np.ascontiguousarray(corpus, dtype=np.float32)
@@ -122,86 +116,10 @@ def knn(
     return knn_numpy(queries, corpus, k)
 
 
-def margin_function(name: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-    """The margin between a candidate's cosine ``a`` and its neighbourhood average ``b``."""
-    if name == "ratio":
-        return lambda a, b: a / b
-    if name == "distance":
-        return lambda a, b: a - b
-    if name == "absolute":
-        return lambda a, b: a
-    raise ValueError(f"unknown margin {name!r}; choose one of {', '.join(MARGINS)}")
+def exact_knn(backend: Backend = "auto") -> KnnFn:
+    """:func:`knn` with a fixed backend, as the ``KnnFn`` that mining searches with."""
 
+    def search(queries: np.ndarray, corpus: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        return knn(queries, corpus, k, backend)
 
-@dataclass(frozen=True)
-class MinedPairs:
-    """One-to-one aligned pairs, best first: ``src[i]`` <-> ``tgt[i]`` with ``score[i]``."""
-
-    src: np.ndarray
-    tgt: np.ndarray
-    score: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.score)
-
-
-def margin_candidates(
-    x: np.ndarray,
-    y: np.ndarray,
-    k: int = 4,
-    margin: str = "ratio",
-    backend: Backend = "auto",
-    knn_fn: KnnFn | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Best margin-scored candidate for every source and every target row (both directions).
-
-    ``x`` and ``y`` must be L2-normalised. Returns ``(src, tgt, score)`` with
-    ``len(x) + len(y)`` candidates: first each x's best y, then each y's best x.
-    ``knn_fn(queries, corpus, k)`` replaces exact :func:`knn` (e.g. an approximate index from
-    :mod:`xstilts.index`); it receives ``x`` and ``y`` as given, so it may also normalise
-    memory-mapped rows block by block itself.
-    """
-    fn = margin_function(margin)
-    search = knn_fn or (lambda q, c, n: knn(q, c, n, backend))
-    x2y_sim, x2y_ind = search(x, y, k)
-    y2x_sim, y2x_ind = search(y, x, k)
-    x2y_mean = x2y_sim.mean(axis=1)
-    y2x_mean = y2x_sim.mean(axis=1)
-    fwd = fn(x2y_sim, (x2y_mean[:, None] + y2x_mean[x2y_ind]) / 2)
-    bwd = fn(y2x_sim, (y2x_mean[:, None] + x2y_mean[y2x_ind]) / 2)
-    # argmax takes the first maximum, i.e. the nearer neighbour on equal margins.
-    fwd_best = x2y_ind[np.arange(len(x)), fwd.argmax(axis=1)]
-    bwd_best = y2x_ind[np.arange(len(y)), bwd.argmax(axis=1)]
-    src = np.concatenate([np.arange(len(x)), bwd_best])
-    tgt = np.concatenate([fwd_best, np.arange(len(y))])
-    score = np.concatenate([fwd.max(axis=1), bwd.max(axis=1)]).astype(np.float64)
-    return src, tgt, score
-
-
-def mine(
-    x: np.ndarray,
-    y: np.ndarray,
-    k: int = 4,
-    margin: str = "ratio",
-    backend: Backend = "auto",
-    knn_fn: KnnFn | None = None,
-) -> MinedPairs:
-    """Margin-based bitext mining (LASER ``mine`` mode, ``max`` retrieval).
-
-    Candidates from both directions are taken best-first and kept only when neither side has
-    been used yet, so the result is a one-to-one alignment. ``x``/``y`` must be normalised and
-    deduplicated by the caller (duplicate sentences would otherwise split their neighbourhood).
-    ``knn_fn``: see :func:`margin_candidates`.
-    """
-    src, tgt, score = margin_candidates(x, y, k, margin, backend, knn_fn)
-    order = np.argsort(-score, kind="stable")
-    seen_src = np.zeros(len(x), dtype=bool)
-    seen_tgt = np.zeros(len(y), dtype=bool)
-    keep: list[int] = []
-    for i in order.tolist():
-        s, t = src[i], tgt[i]
-        if not seen_src[s] and not seen_tgt[t]:
-            seen_src[s] = seen_tgt[t] = True
-            keep.append(i)
-    sel = np.asarray(keep, dtype=np.int64)
-    return MinedPairs(src[sel], tgt[sel], score[sel])
+    return search

@@ -1,4 +1,5 @@
-"""MTEB-compatible bitext mining (``--protocol mteb``), shared by Tatoeba and BUCC.
+"""MTEB compatibility: bitext scoring as MTEB does it (``--protocol mteb``, shared by Tatoeba
+and BUCC) and the export of such results as MTEB result files (``xstilts export-mteb``).
 
 MTEB's ``BitextMiningEvaluator`` (embeddings-benchmark/mteb) embeds the ``sentence1`` column as
 queries and the ``sentence2`` column as the corpus; for Tatoeba and BUCC ``sentence1`` is the
@@ -18,17 +19,16 @@ from typing import Any
 import numpy as np
 
 from xstilts.metrics import accuracy_at_1, weighted_precision_recall_f1
-from xstilts.results import metric_row
-from xstilts.search import Backend, knn, normalize
+from xstilts.retrieval.knn import Backend, knn, normalize
+from xstilts.tasks.results import metric_row
 
-PROTOCOLS = ("xtreme", "mteb")
 MTEB_PROTOCOLS = ("mteb", "mteb-v1")  # values of the ``protocol`` column
 MTEB_DIRECTION = "x->en"
 
 
 def top1(queries: np.ndarray, corpus: np.ndarray, backend: Backend = "auto") -> np.ndarray:
-    """Cosine top-1 corpus index per query (ties: the lower corpus index, the ``xstilts.search``
-    convention; MTEB's ``torch.topk`` leaves them unspecified)."""
+    """Cosine top-1 corpus index per query (ties: the lower corpus index, the convention of
+    :mod:`xstilts.retrieval.knn`; MTEB's ``torch.topk`` leaves them unspecified)."""
     _, idx = knn(normalize(queries), normalize(corpus), 1, backend)
     return idx[:, 0]
 

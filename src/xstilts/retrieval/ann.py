@@ -1,20 +1,21 @@
 """Search backends for mining at scale: exact, IVF, IVF-PQ and HNSW behind one interface.
 
-:func:`xstilts.search.knn` holds both sides in memory and searches exactly, which is right for
-evaluation sets. Mining web corpora needs three more things, all here:
+:func:`xstilts.retrieval.knn.knn` holds both sides in memory and searches exactly, which is
+right for evaluation sets. Mining web corpora needs three more things, all here:
 
 * **bounded memory**: every backend reads its corpus and queries block by block (a block is
   normalised to float32 only while it is searched), so memory-mapped float16 arrays from
-  :mod:`xstilts.embed` are never copied whole;
+  :mod:`xstilts.embedding.stream` are never copied whole;
 * **approximate indexes** (faiss ``IndexIVFFlat``, ``IndexIVFPQ``, ``IndexHNSWFlat``) whose
   search-time knob (``nprobe``, ``efSearch``) is tuned on a sample of the real queries until a
   target recall@k against exact search is met, and whose recall is then *measured* on a second,
   disjoint sample and reported: an approximate result without its recall is not a result;
 * **GPU faiss** when faiss sees a GPU (exact and IVF; HNSW has no GPU version).
 
-Every backend follows :mod:`xstilts.search`'s conventions: inner product (cosine on normalised
-vectors), rows best first, ties to the lower corpus index. :class:`IndexedKnn` plugs a backend
-into :func:`xstilts.search.mine` as its ``knn_fn``, so the margin code exists once.
+Every backend follows the conventions of :mod:`xstilts.retrieval.knn`: inner product (cosine on
+normalised vectors), rows best first, ties to the lower corpus index. :class:`IndexedKnn` plugs
+a backend into :func:`xstilts.retrieval.mining.mine` as its ``search``, so the margin code
+exists once.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from xstilts.errors import UsageError
-from xstilts.search import Backend, MinedPairs, _sort_rows, knn, mine, normalize
+from xstilts.retrieval.knn import Backend, _sort_rows, knn, normalize
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +187,7 @@ class ExactIndex(VectorIndex):
 
     The corpus is never held whole: each block is normalised, searched for every query block,
     and the per-block top-k lists are merged. With one corpus block (the usual case below
-    ~170k x 384 vectors) the result is exactly :func:`xstilts.search.knn`'s.
+    ~170k x 384 vectors) the result is exactly :func:`xstilts.retrieval.knn.knn`'s.
     """
 
     kind = "exact"
@@ -405,7 +406,7 @@ def _sample_rows(n: int, size: int, seed: int, exclude: np.ndarray | None = None
 
 @dataclass
 class IndexedKnn:
-    """A ``knn_fn`` for :func:`xstilts.search.mine` that searches with an :class:`IndexSpec`.
+    """A ``search`` for :func:`xstilts.retrieval.mining.mine` that uses an :class:`IndexSpec`.
 
     Each call builds an index over its corpus; approximate kinds tune their knob on one sample
     of the queries and measure recall@k against exact search on another, disjoint one
@@ -461,25 +462,3 @@ class IndexedKnn:
         report["total_s"] = round(time.perf_counter() - t0, 3)
         self.reports.append(report)
         return scores, ids
-
-
-def mine_indexed(
-    x: np.ndarray,
-    y: np.ndarray,
-    spec: IndexSpec,
-    *,
-    k: int = 4,
-    margin: str = "ratio",
-    recall_sample: int = 1000,
-    norm: bool = True,
-) -> tuple[MinedPairs, list[dict[str, Any]]]:
-    """:func:`xstilts.search.mine` with the searches done by ``spec``'s index.
-
-    ``x``/``y`` may be raw (``norm=True`` normalises block by block) and memory-mapped. Returns
-    the pairs and one search report per direction (x->y, then y->x).
-    """
-    knn_fn = IndexedKnn(spec, recall_sample=recall_sample, norm=norm)
-    pairs = mine(x, y, k=k, margin=margin, knn_fn=knn_fn)
-    for report, direction in zip(knn_fn.reports, ("src->tgt", "tgt->src"), strict=True):
-        report["direction"] = direction
-    return pairs, knn_fn.reports

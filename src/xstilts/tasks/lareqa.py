@@ -9,24 +9,27 @@ candidates (sentence + paragraph) the document prefix.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from xstilts.data.lareqa import load_lareqa
-from xstilts.evaluate.common import EvalContext
-from xstilts.evaluate.ranking import average_precisions
-from xstilts.results import metric_row
+from xstilts.data.lareqa import LAREQA_LANGS, lareqa_path, load_lareqa
+from xstilts.retrieval.ranking import average_precisions
+from xstilts.tasks.base import ConsoleTable, Headline, RetrievalTask, Rows, fixed_langs
+from xstilts.tasks.context import EvalContext
+from xstilts.tasks.results import metric_row
+from xstilts.tasks.views import per_language
 
 K = 20
 
 
-def evaluate_lareqa(ctx: EvalContext) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def evaluate_lareqa(ctx: EvalContext) -> tuple[Rows, dict[str, Any]]:
     """Questions of the configured languages against the full 11-language candidate pool."""
     with ctx.timing("data"):
         data = load_lareqa(ctx.data_dir)
         candidates = data.candidate_texts()
-    langs = ctx.cfg.langs
+    langs = ctx.langs
     chosen = [i for i, lang in enumerate(data.question_langs) if lang in langs]
     questions = [data.questions[i] for i in chosen]
     relevant = [data.relevant[i] for i in chosen]
@@ -39,7 +42,7 @@ def evaluate_lareqa(ctx: EvalContext) -> tuple[list[dict[str, Any]], dict[str, A
     with ctx.timing("search"):
         for j, layer in enumerate(ctx.layers):
             aps = average_precisions(
-                q[j], c[j], relevant, k=K, full=True, backend=ctx.cfg.search_backend
+                q[j], c[j], relevant, k=K, full=True, backend=ctx.settings.search
             )
             for lang in langs:
                 mask = qlangs == lang
@@ -57,3 +60,31 @@ def evaluate_lareqa(ctx: EvalContext) -> tuple[list[dict[str, Any]], dict[str, A
     }
     sizes["pool"] = {"candidates": len(candidates), "languages": len(data.paths)}
     return rows, sizes
+
+
+class Lareqa(RetrievalTask):
+    """LAReQA on XQuAD-R (see the module docstring)."""
+
+    name = "lareqa"
+    description = (
+        "LAReQA on XQuAD-R: questions retrieve answer sentences from an 11-language pool, "
+        "mAP@20 (XTREME-R) and mAP"
+    )
+    languages = LAREQA_LANGS
+    metric = "map@20"
+    reference = "Roy et al. 2020 (LAReQA); XTREME-R (Ruder et al. 2021)"
+    aliases = ("xquad-r",)
+    headlines = (Headline("lareqa", "map@20", None, "LAReQA mAP@20", kinds=("ap@20",)),)
+
+    def parse_langs(self, spec: str) -> list[str]:
+        return fixed_langs("LAReQA", LAREQA_LANGS)(spec)
+
+    def files(self, data_dir: Path, lang: str) -> list[Path]:
+        return [lareqa_path(data_dir, lang)]
+
+    def evaluate(self, ctx: EvalContext) -> tuple[Rows, dict[str, Any]]:
+        return evaluate_lareqa(ctx)
+
+    def console_tables(self, results: dict[str, Any]) -> list[ConsoleTable]:
+        title = "LAReQA (XQuAD-R), 11-language pool"
+        return per_language(results, title, ("map@20", "map"), "questions")

@@ -1,4 +1,8 @@
-"""What every task evaluator shares: settings, the encode entry point, timing, progress."""
+"""What every task evaluator shares: settings, the encode entry point, timing, progress.
+
+:meth:`EvalContext.encode` is the single choke point every task encodes through: the embedding
+cache, batching settings, progress and timing apply there and nowhere else.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +15,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from xstilts import defaults
-from xstilts.cache import EmbeddingCache
-from xstilts.encode import Encoder, EncodeStats, LazyEncoder
+from xstilts.embedding.encoder import Encoder, EncodeStats, LazyEncoder
+from xstilts.embedding.store import EmbeddingCache, Identity, texts_digest
 from xstilts.io import atomic_path
-from xstilts.search import Backend
+from xstilts.tasks.settings import EvalSettings
 
 
 class ProgressHook(Protocol):
@@ -24,42 +27,6 @@ class ProgressHook(Protocol):
     def start(self, total: int, description: str) -> None: ...
 
     def advance(self, n: int) -> None: ...
-
-
-@dataclass
-class EvalConfig:
-    """Protocol settings of one evaluation; recorded verbatim in the results file."""
-
-    task: str
-    langs: list[str]
-    layers: list[int] | None = None  # None: every hidden state
-    pooling: str = "mean"
-    prefix: str = ""
-    # Dual encoders (E5: "query: " / "passage: ") embed the searching and the searched side
-    # differently; None falls back to ``prefix``. Which side is which: docs/protocols.md.
-    query_prefix: str | None = None
-    doc_prefix: str | None = None
-    protocol: str = "xtreme"  # "xtreme" or "mteb" (Tatoeba and BUCC only)
-    batch_size: int = defaults.BATCH_SIZE
-    max_tokens_per_batch: int | None = defaults.MAX_TOKENS_PER_BATCH
-    max_length: int = 512
-    use_cache: bool = True
-    search_backend: Backend = "auto"
-    k: int = 4
-    margin: str = "ratio"
-    tune_split: str | None = None
-    # Tatoeba: the first N pairs per language; BUCC: N lines per side, gold kept (a quick,
-    # easier subset for CPU-sized comparisons; see docs/protocols.md). None: the whole set.
-    max_sentences: int | None = None
-    save_embeddings: Path | None = None
-    save_predictions: Path | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def role_prefixes(self) -> tuple[str, str]:
-        """The (query, document) prefixes, each falling back to ``prefix``."""
-        q = self.prefix if self.query_prefix is None else self.query_prefix
-        d = self.prefix if self.doc_prefix is None else self.doc_prefix
-        return q, d
 
 
 @dataclass
@@ -105,13 +72,26 @@ class EncodingTotals:
 
 
 @dataclass
+class Outputs:
+    """Optional files an evaluation writes besides its results document."""
+
+    save_embeddings: Path | None = None  # one .npy per language, side and layer
+    save_predictions: Path | None = None  # BUCC: mined test pairs above the threshold
+
+
+@dataclass
 class EvalContext:
-    """One evaluation in progress: the encoder, settings, resolved layers, timers, progress."""
+    """One evaluation in progress: the encoder, settings, languages, resolved layers, timers,
+    progress, and the per-sentence outcomes recorded so far."""
 
     encoder: Encoder | LazyEncoder
-    cfg: EvalConfig
+    settings: EvalSettings
+    langs: list[str]
     data_dir: Path
     layers: list[int]
+    protocol: str = "xtreme"
+    max_sentences: int | None = None  # a quick subset (see the task's ``subset``)
+    outputs: Outputs = field(default_factory=Outputs)
     progress: ProgressHook | None = None
     cache: EmbeddingCache | None = None
     model_key: str | None = None  # content hash of weights + tokenizer; None disables caching
@@ -167,22 +147,15 @@ class EvalContext:
         protocols that group sentences differently share entries); the lists not found are
         encoded together in one call, for fuller batches.
         """
-        prefix = self.cfg.prefix if prefix is None else prefix
+        prefix = self.settings.prefix if prefix is None else prefix
         t0 = time.perf_counter()
         found: list[np.ndarray | None] = [None] * len(sides)
-        keys: list[str | None] = [None] * len(sides)
+        ids: list[Identity | None] = [None] * len(sides)
         if self.cache is not None and self.model_key is not None:
-            settings = {
-                "pooling": self.cfg.pooling,
-                "prefix": prefix,
-                "max_length": self.encoder.max_length,
-                "dtype": self.encoder.dtype,
-                "device": self.encoder.device.type,
-            }
             for i, side in enumerate(sides):
                 if side:
-                    keys[i] = self.cache.key(self.model_key, side, settings)
-                    found[i] = self.cache.get(keys[i], self.layers)
+                    ids[i] = self.identity(side, prefix)
+                    found[i] = self.cache.get(ids[i], self.layers)
                     if found[i] is not None:
                         self.totals.cached_sentences += len(side)
                         self._advance(len(side))
@@ -192,10 +165,10 @@ class EvalContext:
             emb, stats = self.encoder.encode(
                 texts,
                 layers=self.layers,
-                pooling=self.cfg.pooling,
+                pooling=self.settings.pooling,
                 prefix=prefix,
-                batch_size=self.cfg.batch_size,
-                max_tokens_per_batch=self.cfg.max_tokens_per_batch,
+                batch_size=self.settings.batch_size,
+                max_tokens_per_batch=self.settings.token_bound,
                 progress=self._advance,
             )
             self.totals.add(stats)
@@ -203,9 +176,9 @@ class EvalContext:
             for i in missing:
                 found[i] = emb[:, start : start + len(sides[i])]
                 start += len(sides[i])
-                key = keys[i]
-                if key is not None and self.cache is not None:
-                    self.cache.put(key, self.layers, found[i], {"n_texts": len(sides[i])})
+                identity = ids[i]
+                if identity is not None and self.cache is not None:
+                    self.cache.put(identity, self.layers, found[i])
         hidden = next((f.shape[2] for f in found if f is not None and f.size), 0)
         self.timer.encode_s += time.perf_counter() - t0
         return [
@@ -213,12 +186,26 @@ class EvalContext:
             for f in found
         ]
 
+    def identity(self, texts: Sequence[str], prefix: str) -> Identity:
+        """The store identity of ``texts`` embedded with ``prefix`` under these settings."""
+        assert self.model_key is not None
+        return Identity(
+            model=self.model_key,
+            texts=texts_digest(texts),
+            rows=len(texts),
+            pooling=self.settings.pooling,
+            prefix=prefix,
+            max_length=self.encoder.max_length,
+            dtype=self.encoder.dtype,
+            device_type=self.encoder.device.type,
+        )
+
     def encode_roles(
         self, queries: Sequence[Sequence[str]], docs: Sequence[Sequence[str]]
     ) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Encode query-side lists with the query prefix and document-side lists with the
         document prefix; one call (fuller batches) when the two prefixes are equal."""
-        qp, dp = self.cfg.role_prefixes()
+        qp, dp = self.settings.role_prefixes()
         if qp == dp:
             out = self.encode([*queries, *docs], prefix=qp)
             return out[: len(queries)], out[len(queries) :]
@@ -236,7 +223,7 @@ class EvalContext:
 
     def save_embeddings(self, stem: str, emb: np.ndarray) -> None:
         """With ``--save-embeddings``: one ``<stem>.layerNN.npy`` per layer (raw pooled, fp32)."""
-        directory = self.cfg.save_embeddings
+        directory = self.outputs.save_embeddings
         if directory is None:
             return
         directory.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """Ranked retrieval with several relevant candidates per query (LAReQA, Mewsli-X).
 
-Queries and candidates are L2-normalised and ranked by cosine with :func:`xstilts.search.knn`
+Queries and candidates are L2-normalised and ranked by cosine with :func:`xstilts.retrieval.knn.knn`
 (ties: lower candidate index first); average precision comes from :mod:`xstilts.metrics`.
 """
 
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from xstilts.metrics import average_precisions_at_k
-from xstilts.search import Backend, knn, normalize
+from xstilts.retrieval.knn import Backend, knn, normalize
 
 
 def relevance_rows(ranked: np.ndarray, relevant: Sequence[np.ndarray]) -> np.ndarray:

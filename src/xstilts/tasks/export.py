@@ -21,37 +21,21 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from xstilts.data.languages import to_laser
 from xstilts.errors import DataError
-from xstilts.evaluate.mteb import MTEB_PROTOCOLS
 from xstilts.io import write_json_atomic
+from xstilts.tasks.base import MtebTask
+from xstilts.tasks.mteb import MTEB_PROTOCOLS
+from xstilts.tasks.registry import get_task
 
-# (xstilts task, protocol) -> (MTEB task name, MTEB dataset revision in the MTEB task metadata)
-MTEB_TASKS: dict[tuple[str, str], tuple[str, str]] = {
-    ("tatoeba", "mteb"): ("Tatoeba", "69e8f12da6e31d59addadda9a9c8a2e601a0e282"),
-    ("bucc2018", "mteb"): ("BUCC.v2", "1739dc11ffe9b7bfccd7f3d585aeb4c544fc6677"),
-    ("bucc2018", "mteb-v1"): ("BUCC", "d51519689f32196a32af33b075a01d0e7c51e252"),
-}
-# Scripts of the Tatoeba languages in MTEB's subsets that are not written in Latin script.
-_TATOEBA_SCRIPTS: dict[str, str] = {
-    "amh": "Ethi", "ara": "Arab", "arq": "Arab", "arz": "Arab", "awa": "Deva", "bel": "Cyrl",
-    "ben": "Beng", "ber": "Tfng", "bul": "Cyrl", "cmn": "Hans", "ell": "Grek", "heb": "Hebr",
-    "hin": "Deva", "hye": "Armn", "jpn": "Jpan", "kat": "Geor", "kaz": "Cyrl", "khm": "Khmr",
-    "kor": "Hang", "mal": "Mlym", "mar": "Deva", "max": "Deva", "mhr": "Cyrl", "mkd": "Cyrl",
-    "mon": "Cyrl", "orv": "Cyrl", "pes": "Arab", "rus": "Cyrl", "srp": "Cyrl", "tam": "Taml",
-    "tat": "Cyrl", "tel": "Telu", "tha": "Thai", "uig": "Arab", "ukr": "Cyrl", "urd": "Arab",
-    "wuu": "Hans", "yid": "Hebr", "yue": "Hant",
-}  # fmt: skip
-_BUCC_LANGUAGES = {"de": "deu-Latn", "fr": "fra-Latn", "ru": "rus-Cyrl", "zh": "cmn-Hans"}
 _SCORE_KEYS = ("precision", "recall", "f1", "accuracy")
 
 
-def _subset(task: str, lang: str) -> tuple[str, list[str]]:
-    """MTEB's ``hf_subset`` and ``languages`` for one of our language codes."""
-    if task == "tatoeba":
-        laser = to_laser(lang) or lang
-        return f"{laser}-eng", [f"{laser}-{_TATOEBA_SCRIPTS.get(laser, 'Latn')}", "eng-Latn"]
-    return f"{lang}-en", [_BUCC_LANGUAGES[lang], "eng-Latn"]
+def _mteb_task(task: str, protocol: str) -> MtebTask:
+    """The MTEB task a task's rows of one protocol correspond to (declared by the task)."""
+    mapping = get_task(task).mteb_tasks
+    if protocol not in mapping:
+        raise DataError(f"no MTEB task for {task} rows with protocol {protocol}")
+    return mapping[protocol]
 
 
 def mteb_task_results(doc: dict[str, Any], layer: int | None = None) -> dict[str, dict[str, Any]]:
@@ -59,8 +43,8 @@ def mteb_task_results(doc: dict[str, Any], layer: int | None = None) -> dict[str
     rows = [r for r in doc["metrics"] if r.get("protocol") in MTEB_PROTOCOLS]
     if not rows:
         raise DataError(
-            "the results file has no MTEB-protocol rows; evaluate tatoeba or bucc2018 with "
-            "--protocol mteb first"
+            "the results file has no MTEB-protocol rows; evaluate a task that has one "
+            "(xstilts data list) with --protocol mteb first"
         )
     layers = sorted({int(r["layer"]) for r in rows})
     if layer is None:
@@ -81,12 +65,12 @@ def mteb_task_results(doc: dict[str, Any], layer: int | None = None) -> dict[str
         if int(r["layer"]) != layer:
             continue
         key = (r["task"], r["protocol"])
-        if key not in MTEB_TASKS:
-            raise DataError(f"no MTEB task for {r['task']} rows with protocol {r['protocol']}")
+        _mteb_task(*key)  # unknown combinations fail before anything is written
         grouped[key][r["split"]].setdefault(r["lang"], {})[r["metric"]] = float(r["value"])
     out: dict[str, dict[str, Any]] = {}
     for (task, protocol), splits in grouped.items():
-        name, revision = MTEB_TASKS[(task, protocol)]
+        mteb = _mteb_task(task, protocol)
+        name, revision = mteb.name, mteb.revision
         scores: dict[str, list[dict[str, Any]]] = {}
         for split, by_lang in splits.items():
             entries = []
@@ -94,7 +78,7 @@ def mteb_task_results(doc: dict[str, Any], layer: int | None = None) -> dict[str
                 missing = [k for k in _SCORE_KEYS if k not in metrics]
                 if missing:
                     raise DataError(f"{task} {lang} {split}: no {', '.join(missing)} in the rows")
-                hf_subset, languages = _subset(task, lang)
+                hf_subset, languages = get_task(task).mteb_subset(lang)
                 entries.append(
                     {
                         **{k: metrics[k] for k in _SCORE_KEYS},
