@@ -21,8 +21,8 @@ from xstilts.evaluate import EvalConfig, evaluate_model
 from xstilts.experiment.grid import Cell, expand_grid
 from xstilts.experiment.spec import EvalTask, ExperimentSpec, check_spec_models, config_hash
 from xstilts.experiment.store import ResultStore
+from xstilts.models.runs import RUN_FILE, read_pointer
 from xstilts.paths import resolve_data_dir
-from xstilts.train.checkpoint import RUN_FILE, read_pointer
 from xstilts.train.config import TrainConfig
 from xstilts.train.loop import METRICS_FILE, StepInfo, train
 

@@ -35,14 +35,9 @@ from xstilts.errors import UsageError, XstiltsError
 from xstilts.hardware import configure_threads, resolve_device, resolve_dtype
 from xstilts.io import write_json_atomic, write_text_atomic
 from xstilts.models import resolve_model
+from xstilts.models.runs import RUN_FILE, read_pointer, write_pointer
 from xstilts.paths import resolve_data_dir
-from xstilts.train.checkpoint import (
-    RUN_FILE,
-    load_checkpoint,
-    read_pointer,
-    save_checkpoint,
-    write_pointer,
-)
+from xstilts.train.checkpoint import load_checkpoint, save_checkpoint
 from xstilts.train.config import TrainConfig
 from xstilts.train.features import collate, featurize, postprocess_spans
 from xstilts.train.heads import HeadSpec, MultiTaskModel, mask_tokens
