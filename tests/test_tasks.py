@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from xstilts.data.tasks import (
+from xstilts.errors import DataError
+from xstilts.intermediate import (
     INTERMEDIATE_TASKS,
     NLI_LABELS,
     UNK_TAG,
@@ -25,7 +26,6 @@ from xstilts.data.tasks import (
     get_intermediate_task,
     parse_task_list,
 )
-from xstilts.errors import DataError
 
 XNLI_LANGS = (
     "ar",

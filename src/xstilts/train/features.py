@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from xstilts.data.tasks import (
+from xstilts.errors import UsageError
+from xstilts.intermediate import (
     UNLABELLED,
     ChoiceExample,
     IntermediateTask,
@@ -32,7 +33,6 @@ from xstilts.data.tasks import (
     TaggingExample,
     TextExample,
 )
-from xstilts.errors import UsageError
 
 log = logging.getLogger(__name__)
 

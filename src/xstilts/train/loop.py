@@ -25,14 +25,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from xstilts.data.tasks import (
+from xstilts.errors import UsageError, XstiltsError
+from xstilts.hardware import configure_threads, resolve_device, resolve_dtype
+from xstilts.intermediate import (
     IntermediateTask,
     LoadedSplit,
     get_intermediate_task,
     parse_task_list,
 )
-from xstilts.errors import UsageError, XstiltsError
-from xstilts.hardware import configure_threads, resolve_device, resolve_dtype
 from xstilts.io import write_json_atomic, write_text_atomic
 from xstilts.models import resolve_model
 from xstilts.models.runs import RUN_FILE, read_pointer, write_pointer
