@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,8 @@ from safetensors.torch import load_file
 
 from conftest import run_cli
 from xstilts.errors import DataError, UsageError
+from xstilts.models import resolve_model
+from xstilts.models.runs import RUN_FILE, write_pointer
 from xstilts.train.config import TrainConfig
 from xstilts.train.loop import train
 
@@ -145,6 +150,20 @@ def test_mlm_auxiliary_loss_is_added_logged_and_trains_the_encoder(tiny_model, t
     assert any(k.startswith("mlm_head.") for k in a)
     encoder = [k for k in a if not k.startswith(("heads.", "mlm_head."))]
     assert encoder and any(not torch.equal(a[k], b[k]) for k in encoder)
+
+
+def test_run_directory_resolves_as_a_model_without_importing_training(tiny_model, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_model, run / "checkpoints" / "best" / "encoder")
+    (run / RUN_FILE).write_text("{}")
+    write_pointer(run, "best", run / "checkpoints" / "best")
+    ref = resolve_model(str(run))
+    assert (ref.source, ref.local_dir) == ("run", run / "checkpoints" / "best" / "encoder")
+    code = (
+        "import sys, xstilts.models; print(any(m.startswith('xstilts.train') for m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_unknown_task_and_bad_rows(tiny_model, tmp_path):
