@@ -27,8 +27,8 @@ from _common import DATA, header, paired_ratio, peak_rss_mb, subprocess_rounds
 def run_variant(args: argparse.Namespace) -> dict:
     import torch
 
-    from xstilts.data.tasks import get_intermediate_task
     from xstilts.hardware import configure_threads
+    from xstilts.intermediate import get_intermediate_task
     from xstilts.models import resolve_model
     from xstilts.train.features import featurize
 

@@ -11,14 +11,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from xstilts.data.tasks import (
+from xstilts.errors import UsageError
+from xstilts.intermediate import (
     UNLABELLED,
     ChoiceExample,
     SpanExample,
     TextExample,
     get_intermediate_task,
 )
-from xstilts.errors import UsageError
 from xstilts.train.features import IGNORE_INDEX, collate, featurize, postprocess_spans
 from xstilts.train.task_metrics import squad_scores
 

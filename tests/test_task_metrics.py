@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from xstilts.data.tasks import SpanExample, get_intermediate_task
 from xstilts.errors import UsageError
+from xstilts.intermediate import SpanExample, get_intermediate_task
 from xstilts.train.task_metrics import (
     accuracy,
     bio_entity_f1,

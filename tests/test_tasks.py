@@ -7,13 +7,16 @@ hold: XQuAD-R 1190 per language, SIQA 1954/2224, XCOPA 100/500 per language, 400
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from xstilts.data.tasks import (
+from xstilts.errors import DataError
+from xstilts.intermediate import (
     INTERMEDIATE_TASKS,
     NLI_LABELS,
     UNK_TAG,
@@ -25,7 +28,6 @@ from xstilts.data.tasks import (
     get_intermediate_task,
     parse_task_list,
 )
-from xstilts.errors import DataError
 
 XNLI_LANGS = (
     "ar",
@@ -333,6 +335,17 @@ def test_registry_metadata_is_consistent() -> None:
         assert task.kind != "classification" or task.labels, task.name
         assert task.english == (task.languages == ("en",)), task.name
         assert task.description and task.reference and task.download, task.name
+
+
+def test_intermediate_imports_only_errors_io_and_paths():
+    """The task catalogue sits low: no other xstilts module (nor torch) comes with it."""
+    code = (
+        "import sys, xstilts.intermediate; "
+        "print(sorted(m for m in sys.modules if m.startswith(('xstilts.', 'torch')) "
+        "and not m.startswith('xstilts.intermediate')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "['xstilts.errors', 'xstilts.io', 'xstilts.paths']"
 
 
 # --------------------------------------------------------------------------- bad rows

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,8 @@ from safetensors.torch import load_file
 
 from conftest import run_cli
 from xstilts.errors import DataError, UsageError
+from xstilts.models import resolve_model
+from xstilts.models.runs import RUN_FILE, write_pointer
 from xstilts.train.config import TrainConfig
 from xstilts.train.loop import train
 
@@ -117,13 +122,48 @@ def test_resume_after_interrupt_gives_identical_weights(tiny_model, tmp_path):
     assert changed
 
 
-def test_mlm_auxiliary_loss_runs(tiny_model, tmp_path):
+def step_records(run_dir: Path) -> list[dict]:
+    rows = [json.loads(x) for x in (run_dir / "train_log.jsonl").read_text().splitlines()]
+    return [r for r in rows if "loss" in r]
+
+
+def test_mlm_auxiliary_loss_is_added_logged_and_trains_the_encoder(tiny_model, tmp_path):
     text = tmp_path / "mlm.txt"
     text.write_text("Das ist ein Satz.\nCeci est une phrase.\nЭто предложение.\n" * 20)
-    train(
-        small(tiny_model, tmp_path / "run", "mnli", max_steps=4, mlm_aux=True, mlm_data=[str(text)])
+
+    def run(name: str, **kw) -> list[dict]:
+        train(small(tiny_model, tmp_path / name, "mnli", max_steps=4, **kw))
+        return step_records(tmp_path / name)
+
+    plain = run("plain")
+    half = run("half", mlm_aux=True, mlm_data=[str(text)], mlm_weight=0.5)
+    full = run("full", mlm_aux=True, mlm_data=[str(text)], mlm_weight=1.0)
+    assert not any("mlm_loss" in r for r in plain)
+    assert [r["step"] for r in half] == [1, 2, 3, 4]
+    assert all(r["mlm_loss"] > 1.0 for r in half + full)  # an untrained MLM head: ~ln(vocab)
+    # Step 1 of both MLM runs starts from the same weights with the same batches and dropout
+    # masks; only the MLM weight differs, so the logged losses differ by 0.5 * the MLM loss.
+    assert full[0]["mlm_loss"] == pytest.approx(half[0]["mlm_loss"], rel=1e-6)
+    assert full[0]["loss"] - half[0]["loss"] == pytest.approx(0.5 * half[0]["mlm_loss"], rel=1e-4)
+    # and the weighted MLM loss is backpropagated: the encoder ends up different
+    a, b = weights(tmp_path / "half"), weights(tmp_path / "full")
+    assert any(k.startswith("mlm_head.") for k in a)
+    encoder = [k for k in a if not k.startswith(("heads.", "mlm_head."))]
+    assert encoder and any(not torch.equal(a[k], b[k]) for k in encoder)
+
+
+def test_run_directory_resolves_as_a_model_without_importing_training(tiny_model, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_model, run / "checkpoints" / "best" / "encoder")
+    (run / RUN_FILE).write_text("{}")
+    write_pointer(run, "best", run / "checkpoints" / "best")
+    ref = resolve_model(str(run))
+    assert (ref.source, ref.local_dir) == ("run", run / "checkpoints" / "best" / "encoder")
+    code = (
+        "import sys, xstilts.models; print(any(m.startswith('xstilts.train') for m in sys.modules))"
     )
-    assert len(losses(tmp_path / "run")) == 4
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_unknown_task_and_bad_rows(tiny_model, tmp_path):

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from xstilts.data.tasks import get_intermediate_task, parse_task_list
 from xstilts.experiment.spec import ExperimentSpec, Group, Setting, config_hash, slug
+from xstilts.intermediate import get_intermediate_task, parse_task_list
 from xstilts.train.config import TrainConfig
 
 

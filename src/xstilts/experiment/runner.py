@@ -20,9 +20,9 @@ from xstilts.errors import XstiltsError
 from xstilts.experiment.grid import Cell, expand_grid
 from xstilts.experiment.spec import ExperimentSpec, check_spec_models, config_hash
 from xstilts.experiment.store import ResultStore
+from xstilts.models.runs import RUN_FILE, read_pointer
 from xstilts.paths import resolve_data_dir
 from xstilts.tasks import TaskRequest, evaluate_model
-from xstilts.train.checkpoint import RUN_FILE, read_pointer
 from xstilts.train.config import TrainConfig
 from xstilts.train.loop import METRICS_FILE, StepInfo, train
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from xstilts.errors import ModelError
+from xstilts.models.runs import run_encoder_dir
 
 BUILTIN_PREFIX = "builtin:"
 _WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.pt", "*.pth")
@@ -207,8 +208,6 @@ def resolve_model(spec: str, *, trust_remote_code: bool = False) -> ModelRef:
     path = Path(spec).expanduser()
     if path.is_dir() and (path / "xstilts_run.json").is_file():
         # a training run directory: evaluate its best (else last) checkpoint's encoder
-        from xstilts.train.checkpoint import run_encoder_dir
-
         encoder = run_encoder_dir(path)
         if encoder is None:
             raise ModelError(f"{path}: training run has no checkpoint yet")

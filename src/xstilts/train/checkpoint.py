@@ -11,7 +11,9 @@ Layout of one checkpoint directory::
     trainer_state.json    step, sampler state, numpy RNG state, metrics so far
 
 A checkpoint is assembled in a hidden temporary directory and renamed into place, so a kill
-at any moment leaves the previous checkpoint intact and never a half-written one.
+at any moment leaves the previous checkpoint intact and never a half-written one. Which
+checkpoint is ``last`` or ``best`` is recorded by :mod:`xstilts.models.runs` (the run directory
+is read there too, to evaluate a run as a model).
 """
 
 from __future__ import annotations
@@ -27,11 +29,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from xstilts.errors import XstiltsError
-from xstilts.io import write_json_atomic
 from xstilts.train.heads import MultiTaskModel
 
 STATE_VERSION = 1
-RUN_FILE = "xstilts_run.json"  # marks a training run directory
 
 
 def save_checkpoint(
@@ -103,33 +103,3 @@ def load_checkpoint(
         if state["cuda_rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda_rng"])
     return doc
-
-
-def write_pointer(run_dir: Path, name: str, target: Path) -> None:
-    """Record ``name -> target`` (e.g. last/best checkpoint) in ``run_dir/checkpoints.json``."""
-    path = run_dir / "checkpoints.json"
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        doc = {}
-    doc[name] = str(target.relative_to(run_dir))
-    write_json_atomic(path, doc)
-
-
-def read_pointer(run_dir: Path, name: str) -> Path | None:
-    """The checkpoint directory recorded under ``name``, if it exists."""
-    try:
-        doc = json.loads((run_dir / "checkpoints.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    rel = doc.get(name)
-    return run_dir / rel if rel and (run_dir / rel).is_dir() else None
-
-
-def run_encoder_dir(run_dir: Path) -> Path | None:
-    """The encoder to evaluate for a run directory: the best checkpoint, else the last one."""
-    for name in ("best", "last"):
-        ckpt = read_pointer(run_dir, name)
-        if ckpt is not None and (ckpt / "encoder" / "config.json").is_file():
-            return ckpt / "encoder"
-    return None

@@ -14,6 +14,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from xstilts.errors import UsageError
+from xstilts.train.sampling import parse_sampling
+
 # Fields that do not change the trained weights (where files go, how often to log or keep).
 _NOT_HASHED = {"out", "data_dir", "save_every", "keep_checkpoints", "log_every", "resume"}
 
@@ -83,9 +86,6 @@ class TrainConfig(BaseModel):
     @field_validator("sampling")
     @classmethod
     def _check_sampling(cls, v: str) -> str:
-        from xstilts.errors import UsageError
-        from xstilts.train.sampling import parse_sampling
-
         try:
             parse_sampling(v)
         except UsageError as exc:

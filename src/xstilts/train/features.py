@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from xstilts.data.tasks import (
+from xstilts.errors import UsageError
+from xstilts.intermediate import (
     UNLABELLED,
     ChoiceExample,
     IntermediateTask,
@@ -32,7 +33,6 @@ from xstilts.data.tasks import (
     TaggingExample,
     TextExample,
 )
-from xstilts.errors import UsageError
 
 log = logging.getLogger(__name__)
 
@@ -378,3 +378,14 @@ def _pad(values: list, pad: int) -> list:
         return [[seq + [pad] * (width - len(seq)) for seq in choices] for choices in values]
     width = max(len(seq) for seq in values)
     return [seq + [pad] * (width - len(seq)) for seq in values]
+
+
+def feature_length(feature: dict) -> int:
+    """Tokens in a feature (its longest choice for multiple choice): what batching groups by."""
+    ids = feature["input_ids"]
+    return max(len(x) for x in ids) if ids and isinstance(ids[0], list) else len(ids)
+
+
+def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    """Move a collated batch to ``device``."""
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}

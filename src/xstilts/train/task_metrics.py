@@ -33,7 +33,7 @@ from typing import Any, Literal
 from xstilts.errors import UsageError
 
 IGNORE_INDEX = -100
-UNLABELLED = -1  # xstilts.data.tasks.UNLABELLED (not imported: this module stays data-free)
+UNLABELLED = -1  # xstilts.intermediate.UNLABELLED (not imported: this module stays data-free)
 
 # --------------------------------------------------------------------------- classification
 

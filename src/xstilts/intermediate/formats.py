@@ -3,9 +3,9 @@
 A reader turns one file into ``(line, record)`` pairs: ``record`` is a plain dict of the file's
 fields and ``line`` is where the row starts (1-based), so that a bad row can be reported as
 ``path:line: what is wrong``. Readers know formats, not tasks: which fields make an example and
-which labels are valid is decided by the converters in :mod:`xstilts.data.tasks`. One reader per
-*format* (not per dataset) is what keeps MNLI, QQP, XNLI, PAWS-X and XGLUE from growing five
-copies of the same TSV loop.
+which labels are valid is decided by the converters (:mod:`xstilts.intermediate.converters`).
+One reader per *format* (not per dataset) is what keeps MNLI, QQP, XNLI, PAWS-X and XGLUE from
+growing five copies of the same TSV loop.
 
 A row a reader cannot parse (malformed JSON, a missing tag) is yielded as a :class:`BadRow`
 marker in its place, so the loader reports bad rows in file order whether the reader or the

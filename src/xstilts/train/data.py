@@ -1,0 +1,124 @@
+"""Training data: every task's train and dev rows, loaded, checked and featurized up front.
+
+Bad rows stop the run before any training (``file:line``), or are skipped and counted with
+``skip_bad_rows``. A task without a labelled dev split gets a deterministic 10% of its training
+split held out for dev metrics (recorded as ``dev_note``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xstilts.errors import XstiltsError
+from xstilts.intermediate import IntermediateTask, LoadedSplit, parse_task_list
+from xstilts.train.config import TrainConfig
+from xstilts.train.features import featurize
+from xstilts.train.heads import HeadSpec
+
+HOLDOUT_FRACTION = 0.1  # of the training split, as dev rows, when no labelled dev split exists
+
+
+@dataclass
+class TaskData:
+    """One task's training and dev features, ready for batching."""
+
+    task: IntermediateTask
+    labels: tuple[str, ...] | None
+    train: list[dict]
+    dev: list[dict]
+    dev_examples: list
+    n_train_examples: int
+    n_skipped: int
+    dev_note: str = ""
+
+    def summary(self) -> dict[str, Any]:
+        """What ``xstilts_run.json`` records about the task."""
+        return {
+            "train_examples": self.n_train_examples,
+            "train_features": len(self.train),
+            "dev_examples": len(self.dev_examples),
+            "skipped_rows": self.n_skipped,
+            "dev_note": self.dev_note,
+        }
+
+
+def head_spec(td: TaskData) -> HeadSpec:
+    """The head a task needs."""
+    kind = td.task.kind
+    if kind in ("classification", "tagging"):
+        if not td.labels:
+            raise XstiltsError(f"task {td.task.name}: no label set")
+        return HeadSpec(td.task.name, kind, len(td.labels))
+    return HeadSpec(td.task.name, kind, 1 if kind == "multiple_choice" else 2)
+
+
+def _holdout(split: LoadedSplit, fraction: float, seed: int) -> tuple[list, list]:
+    """Deterministic train/dev division of one split (when only one labelled split exists)."""
+    rng = np.random.default_rng([seed, 7])
+    order = rng.permutation(len(split.examples))
+    n_dev = max(1, int(len(order) * fraction))
+    dev = [split.examples[i] for i in sorted(order[:n_dev])]
+    train = [split.examples[i] for i in sorted(order[n_dev:])]
+    return train, dev
+
+
+def _load(
+    task: IntermediateTask, cfg: TrainConfig, data_dir: Path, split: str, limit: int | None
+) -> LoadedSplit:
+    """One split of a task as the configuration asks (``--langs`` only for multilingual tasks:
+    English-only tasks ignore it)."""
+    langs = cfg.langs if cfg.langs and len(task.languages) > 1 else None
+    return task.load(
+        data_dir, split, langs, max_examples=limit, skip_bad_rows=cfg.skip_bad_rows, seed=cfg.seed
+    )
+
+
+def _labelled_dev(task: IntermediateTask, cfg: TrainConfig, data_dir: Path) -> LoadedSplit | None:
+    """The task's dev split when it is present, distinct from the training split and labelled."""
+    train_split = cfg.split_for(task.name, task.train_split)
+    if train_split == task.dev_split or task.dev_split not in task.available(data_dir):
+        return None
+    dev = _load(task, cfg, data_dir, task.dev_split, cfg.eval_max_examples)
+    return dev if dev.has_labels else None  # labels hidden (TyDiQA dev copies): hold out instead
+
+
+def load_task(task: IntermediateTask, cfg: TrainConfig, tokenizer: Any, data_dir: Path) -> TaskData:
+    """Load, check and featurize one task's train and dev rows."""
+    train_split = cfg.split_for(task.name, task.train_split)
+    dev_loaded = _labelled_dev(task, cfg, data_dir)
+    note = ""
+    if dev_loaded is None:
+        loaded = _load(task, cfg, data_dir, train_split, None)
+        train_ex, dev_ex = _holdout(loaded, HOLDOUT_FRACTION, cfg.seed)
+        if cfg.max_examples:
+            train_ex = train_ex[: cfg.max_examples]
+        note = f"dev = 10% held out of {train_split}"
+    else:
+        loaded = _load(task, cfg, data_dir, train_split, cfg.max_examples)
+        train_ex, dev_ex = loaded.examples, dev_loaded.examples
+    if cfg.eval_max_examples:
+        dev_ex = dev_ex[: cfg.eval_max_examples]
+    labels = loaded.labels if loaded.labels is not None else task.labels
+    max_len = cfg.span_max_length if task.kind == "span" else cfg.max_length
+    kw = {"max_length": max_len, "doc_stride": cfg.doc_stride, "labels": labels}
+    return TaskData(
+        task=task,
+        labels=labels,
+        train=featurize(task, train_ex, tokenizer, **kw),
+        dev=featurize(task, dev_ex, tokenizer, **kw),
+        dev_examples=dev_ex,
+        n_train_examples=len(train_ex),
+        n_skipped=loaded.n_skipped,
+        dev_note=note,
+    )
+
+
+def load_task_data(cfg: TrainConfig, tokenizer: Any, data_dir: Path) -> list[TaskData]:
+    """Load, check and featurize every task's train and dev rows before training starts."""
+    return [
+        load_task(task, cfg, tokenizer, data_dir) for task in parse_task_list(",".join(cfg.tasks))
+    ]
