@@ -38,12 +38,14 @@ OTHER_BF16 = $$($(BIN)/python -c "from xstilts.hardware import cpu_has_native_bf
 test: venv chromium
 	@$(BIN)/python -m xstilts.hardware
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/lint-imports
 	$(BIN)/pytest -q
 	XSTILTS_CPU_BF16=$(OTHER_BF16) $(BIN)/pytest -q -m "dtype_sensitive and not slow"
 
 lint: venv
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/lint-imports
 
 bench: venv
 	$(BIN)/python benchmarks/bench_encode.py

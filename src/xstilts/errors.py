@@ -7,6 +7,8 @@ with code 2; programming errors still raise normally so they are not hidden.
 
 from __future__ import annotations
 
+import difflib
+
 
 class XstiltsError(Exception):
     """A problem with the user's input or environment, reported as one line, exit code 2."""
@@ -32,7 +34,5 @@ class UsageError(XstiltsError, ValueError):
 
 def closest(name: str, choices: list[str] | tuple[str, ...], n: int = 3) -> str:
     """Return a ' (did you mean ...?)' hint for an unknown name, or '' when nothing is close."""
-    import difflib
-
     hits = difflib.get_close_matches(name, list(choices), n=n, cutoff=0.6)
     return f" (did you mean {', '.join(hits)}?)" if hits else ""

@@ -47,8 +47,7 @@ def parse_layers(value: object, *, option: str = "--layer") -> LayerSelection:
             out.append(int(text))
         except ValueError:
             raise UsageError(
-                f"{option} {value!r}: expected 'all', 'last' or hidden-state indices like 8 or "
-                "8,12"
+                f"{option} {value!r}: expected 'all', 'last' or hidden-state indices like 8 or 8,12"
             ) from None
     if not out:
         raise UsageError(f"{option}: no hidden state given (e.g. 'last', '8,12' or 'all')")

@@ -44,6 +44,8 @@ class RichProgress:
         self.task_id = self.progress.add_task(description, total=total)
 
     def advance(self, n: int) -> None:
+        if self.task_id is None:  # a task that did not announce its total: count anyway
+            self.task_id = self.progress.add_task("encoding", total=None)
         self.progress.advance(self.task_id, n)
 
 

@@ -169,9 +169,9 @@ def run_command(
 
 
 def quickstart_command(
-    output: Annotated[
-        Path, typer.Option(help="Where runs, results and the report go.")
-    ] = Path("runs/quickstart"),
+    output: Annotated[Path, typer.Option(help="Where runs, results and the report go.")] = Path(
+        "runs/quickstart"
+    ),
     dry_run: DryRunOpt = False,
 ) -> None:
     """The main job on the builtin model: baseline vs English vs multilingual intermediate

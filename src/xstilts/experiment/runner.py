@@ -108,6 +108,66 @@ def _error_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}{where}".splitlines()[0]
 
 
+Plan = tuple[TaskRequest, str, str]  # (task, eval key, eval hash)
+
+
+@dataclass
+class _Run:
+    """What every cell of one run shares."""
+
+    spec: ExperimentSpec
+    store: ResultStore
+    view: RunView
+    data_dir: Path
+    plans: list[Plan]
+    trust_remote_code: bool
+    after_eval: Callable[[Cell, str], None] | None
+
+
+def _register(store: ResultStore, spec: ExperimentSpec, cells: list[Cell]) -> None:
+    """One row per cell in the store (status kept for cells seen before)."""
+    for cell in cells:
+        store.upsert_cell(
+            cell.key,
+            spec=spec.name,
+            model=cell.model,
+            setting=cell.setting.name,
+            grp=cell.group,
+            seed=cell.seed,
+            tasks=json.dumps(cell.setting.tasks),
+            train_hash=cell.train.weights_hash() if cell.train else None,
+            run_dir=str(cell.train.out) if cell.train else None,
+            status=store.cell_status(cell.key) or "pending",
+        )
+
+
+def _run_cell(run: _Run, cell: Cell, todo: list[Plan]) -> None:
+    """Train (or reuse) the cell's model, then run and store its missing evaluations."""
+    store, view = run.store, run.view
+    model, train_metrics = cell.model, None
+    if cell.train is not None:
+        store.upsert_cell(cell.key, status="training", error=None)
+        run_dir = ensure_trained(cell.train, view)
+        model = str(run_dir)
+        train_metrics = (run_dir / METRICS_FILE).read_text(encoding="utf-8")
+    store.upsert_cell(cell.key, status="evaluating", train_metrics=train_metrics)
+    for task, key, h in todo:
+        view.stage(f"evaluating {key}")
+        results = evaluate_model(
+            model,
+            run.spec.evaluation.settings(),
+            task,
+            run.data_dir,
+            progress=view,
+            trust_remote_code=run.trust_remote_code,
+        )
+        summary = {"timings": results["timings"], "encoding": results["encoding"]}
+        store.write_eval(cell.key, key, h, results["metrics"], results.get("items", []), summary)
+        if run.after_eval is not None:
+            run.after_eval(cell, key)
+    store.upsert_cell(cell.key, status="done", error=None)
+
+
 def run_experiment(
     spec: ExperimentSpec,
     *,
@@ -121,68 +181,30 @@ def run_experiment(
     for remote code without it is refused before anything runs.
     """
     check_spec_models(spec, trust_remote_code=trust_remote_code)
-    view = view or _Quiet()
     assert spec.output is not None
     t0 = time.perf_counter()
     store = ResultStore(spec.output / STORE_FILE)
     summary = RunSummary(store.path)
+    run = _Run(
+        spec, store, view or _Quiet(), resolve_data_dir(spec.data_dir),
+        [(t, eval_key(t), eval_hash(spec, t)) for t in spec.evaluation.tasks],
+        trust_remote_code, after_eval,
+    )  # fmt: skip
     try:
         store.set_meta("spec", spec.model_dump(mode="json"))
         cells = expand_grid(spec)
-        data_dir = resolve_data_dir(spec.data_dir)
-        plans = [(t, eval_key(t), eval_hash(spec, t)) for t in spec.evaluation.tasks]
-        for cell in cells:
-            store.upsert_cell(
-                cell.key,
-                spec=spec.name,
-                model=cell.model,
-                setting=cell.setting.name,
-                grp=cell.group,
-                seed=cell.seed,
-                tasks=json.dumps(cell.setting.tasks),
-                train_hash=cell.train.weights_hash() if cell.train else None,
-                run_dir=str(cell.train.out) if cell.train else None,
-                status=store.cell_status(cell.key) or "pending",
-            )
+        _register(store, spec, cells)
         for index, cell in enumerate(cells):
-            todo = [p for p in plans if not store.eval_done(cell.key, p[1], p[2])]
+            todo = [p for p in run.plans if not store.eval_done(cell.key, p[1], p[2])]
             if not todo:
                 summary.skipped.append(cell.label)
                 store.upsert_cell(cell.key, status="done", error=None)
                 continue
-            view.cell_started(index, len(cells), cell)
+            run.view.cell_started(index, len(cells), cell)
             try:
-                model = cell.model
-                train_metrics = None
-                if cell.train is not None:
-                    store.upsert_cell(cell.key, status="training", error=None)
-                    run_dir = ensure_trained(cell.train, view)
-                    model = str(run_dir)
-                    train_metrics = (run_dir / METRICS_FILE).read_text(encoding="utf-8")
-                store.upsert_cell(cell.key, status="evaluating", train_metrics=train_metrics)
-                for task, key, h in todo:
-                    view.stage(f"evaluating {key}")
-                    results = evaluate_model(
-                        model,
-                        spec.evaluation.settings(),
-                        task,
-                        data_dir,
-                        progress=view,
-                        trust_remote_code=trust_remote_code,
-                    )
-                    store.write_eval(
-                        cell.key,
-                        key,
-                        h,
-                        results["metrics"],
-                        results.get("items", []),
-                        {"timings": results["timings"], "encoding": results["encoding"]},
-                    )
-                    if after_eval is not None:
-                        after_eval(cell, key)
-                store.upsert_cell(cell.key, status="done", error=None)
+                _run_cell(run, cell, todo)
                 summary.done.append(cell.label)
-                view.cell_finished(cell, "done", None)
+                run.view.cell_finished(cell, "done", None)
             except KeyboardInterrupt:
                 store.upsert_cell(cell.key, status="interrupted")
                 raise
@@ -190,7 +212,7 @@ def run_experiment(
                 line = _error_line(exc)
                 store.upsert_cell(cell.key, status="failed", error=line)
                 summary.failed[cell.label] = line
-                view.cell_finished(cell, "failed", line)
+                run.view.cell_finished(cell, "failed", line)
     finally:
         summary.seconds = time.perf_counter() - t0
         store.close()

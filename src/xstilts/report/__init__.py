@@ -10,10 +10,9 @@ PNGs and ``render`` writes Markdown, HTML and CSV. Entry points: :func:`make_rep
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from xstilts.report.build import Report
+from xstilts.report.build import Report, build_report
+from xstilts.report.render import write_report
 
 
 def make_report(
@@ -24,8 +23,5 @@ def make_report(
     Returns ``(report, paths)``: the computed :class:`~xstilts.report.build.Report` and the
     written files by name (``html``, ``markdown``, ``results``, ``summary``, ``per_language``).
     """
-    from xstilts.report.build import build_report
-    from xstilts.report.render import write_report
-
     report = build_report(source, layer=layer, bootstrap=bootstrap)
     return report, write_report(report, out_dir)

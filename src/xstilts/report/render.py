@@ -274,21 +274,15 @@ def _plots(res: HeadlineResult, plot_dir: Path) -> dict[str, Path]:
     return out
 
 
-def layout(report: Report, plot_dir: Path) -> Document:
-    """Lay the report out as blocks (drawing the plots into ``plot_dir``)."""
+def _intro(report: Report) -> list[Block]:
     opts = report.options
-    doc = Document(f"xstilts report: {report.title}")
-    b = doc.blocks
-    b.append(Heading(1, doc.title))
     layers = ", ".join(f"{m or 'model'}: {lay}" for m, lay in report.layers.items())
-    b.append(
+    return [
         Para(
             f"Source: {report.source}. Report layer (hidden-state index, 0 = embeddings): "
             f"{layers}. Baseline: {opts.baseline}. Generated {dt.date.today().isoformat()} by "
             f"xstilts {__version__}."
-        )
-    )
-    b.append(
+        ),
         Para(
             "Scores are percentages: the mean over languages of the stored metric, averaged over "
             "seeds. Δ is the difference to the baseline in percentage points, with its "
@@ -296,12 +290,13 @@ def layout(report: Report, plot_dir: Path) -> Document:
             f"({opts.bootstrap} replicates, stratified by language, seed {opts.seed}) and, for "
             f"settings with several seeds, a t-interval over seeds. {SIG_MARK} marks a "
             "difference whose every available interval excludes 0."
-        )
-    )
-    grouped = _model_results(report)
-    several = len(grouped) > 1
-    b.append(Heading(2, "Summary"))
-    for model, results in grouped:
+        ),
+    ]
+
+
+def _summary(report: Report, several: bool) -> list[Block]:
+    b: list[Block] = [Heading(2, "Summary")]
+    for model, results in _model_results(report):
         if several:
             b.append(Heading(3, f"Model {model}"))
         b.append(summary_table(results))
@@ -318,45 +313,57 @@ def layout(report: Report, plot_dir: Path) -> Document:
         b.append(h2h)
     b.append(Heading(2, "Findings"))
     b.append(Bullets(findings(report) or ["No comparison with a baseline is possible."]))
-    plot_files = {id(res): _plots(res, plot_dir) for res in report.results}
-    b.append(Heading(2, "Per-language deltas"))
+    return b
+
+
+def _per_result(report: Report, plots: dict[int, dict[str, Path]], several: bool) -> list[Block]:
+    """Per-language and per-layer sections: one subsection per headline result."""
+    b: list[Block] = [Heading(2, "Per-language deltas")]
     for res in report.results:
         b.append(Heading(3, _title(res, several)))
-        if "heatmap" in plot_files[id(res)]:
-            b.append(Image(plot_files[id(res)]["heatmap"], f"{res.headline.label} heatmap"))
+        if "heatmap" in plots[id(res)]:
+            b.append(Image(plots[id(res)]["heatmap"], f"{res.headline.label} heatmap"))
         b.append(per_language_table(res))
     b.append(Heading(2, "Per-layer curves"))
     for res in report.results:
         b.append(Heading(3, _title(res, several)))
-        if "layers" in plot_files[id(res)]:
-            b.append(Image(plot_files[id(res)]["layers"], f"{res.headline.label} by layer"))
+        if "layers" in plots[id(res)]:
+            b.append(Image(plots[id(res)]["layers"], f"{res.headline.label} by layer"))
         b.append(per_layer_table(res))
+    return b
+
+
+def _groups(report: Report, plots: dict[int, dict[str, Path]], several: bool) -> list[Block]:
     groups = [(res, group_table(res)) for res in report.results]
-    if any(t is not None for _, t in groups):
-        b.append(Heading(2, "Language groups"))
-        b.append(
-            Para(
-                "Resource groups follow Joshi et al. (2020), 'The State and Fate of Linguistic "
-                "Diversity and Inclusion in the NLP World': high = classes 4-5, mid = 3, low = "
-                "0-2, unknown = not in their list. Script = the majority script of the language's "
-                "Tatoeba sentences (ISO 15924)."
-            )
-        )
-        for res, table in groups:
-            if table is None:
-                continue
-            b.append(Heading(3, _title(res, several)))
-            if "groups" in plot_files[id(res)]:
-                b.append(Image(plot_files[id(res)]["groups"], f"{res.headline.label} groups"))
-            b.append(table)
+    if all(t is None for _, t in groups):
+        return []
+    b: list[Block] = [
+        Heading(2, "Language groups"),
+        Para(
+            "Resource groups follow Joshi et al. (2020), 'The State and Fate of Linguistic "
+            "Diversity and Inclusion in the NLP World': high = classes 4-5, mid = 3, low = "
+            "0-2, unknown = not in their list. Script = the majority script of the language's "
+            "Tatoeba sentences (ISO 15924)."
+        ),
+    ]
+    for res, table in groups:
+        if table is None:
+            continue
+        b.append(Heading(3, _title(res, several)))
+        if "groups" in plots[id(res)]:
+            b.append(Image(plots[id(res)]["groups"], f"{res.headline.label} groups"))
+        b.append(table)
+    return b
+
+
+def _closing(report: Report) -> list[Block]:
+    b: list[Block] = []
     seeds = seeds_table(report.results)
     if seeds is not None:
-        b.append(Heading(2, "Across seeds"))
-        b.append(seeds)
+        b += [Heading(2, "Across seeds"), seeds]
     notes = [*report.notes] + [n for res in report.results for n in res.notes]
     if notes:
-        b.append(Heading(2, "Notes"))
-        b.append(Bullets(list(dict.fromkeys(notes))))
+        b += [Heading(2, "Notes"), Bullets(list(dict.fromkeys(notes)))]
     b.append(Heading(2, "Files"))
     b.append(
         Para(
@@ -365,6 +372,22 @@ def layout(report: Report, plot_dir: Path) -> Document:
             "plots/: the figures as PNG. See docs/report.md for the statistics."
         )
     )
+    return b
+
+
+def layout(report: Report, plot_dir: Path) -> Document:
+    """Lay the report out as blocks (drawing the plots into ``plot_dir``)."""
+    doc = Document(f"xstilts report: {report.title}")
+    several = len(_model_results(report)) > 1
+    plots = {id(res): _plots(res, plot_dir) for res in report.results}
+    doc.blocks = [
+        Heading(1, doc.title),
+        *_intro(report),
+        *_summary(report, several),
+        *_per_result(report, plots, several),
+        *_groups(report, plots, several),
+        *_closing(report),
+    ]
     return doc
 
 
