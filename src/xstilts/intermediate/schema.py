@@ -58,6 +58,10 @@ class TextExample:
     text_b: str | None
     label: int
 
+    def texts(self) -> list[str]:
+        """The texts a model reads from this example (for the leakage guard)."""
+        return [self.text_a] + ([self.text_b] if self.text_b else [])
+
 
 @dataclass(frozen=True)
 class ChoiceExample:
@@ -68,6 +72,10 @@ class ChoiceExample:
     context: str
     choices: tuple[str, ...]
     label: int
+
+    def texts(self) -> list[str]:
+        """The texts a model reads from this example (for the leakage guard)."""
+        return [self.context, *self.choices]
 
 
 @dataclass(frozen=True)
@@ -80,6 +88,10 @@ class SpanExample:
     context: str
     answers: tuple[tuple[int, str], ...]
 
+    def texts(self) -> list[str]:
+        """The texts a model reads from this example (for the leakage guard)."""
+        return [self.question, self.context]
+
 
 @dataclass(frozen=True)
 class TaggingExample:
@@ -89,6 +101,10 @@ class TaggingExample:
     lang: str
     tokens: tuple[str, ...]
     tags: tuple[int, ...]
+
+    def texts(self) -> list[str]:
+        """The texts a model reads from this example (for the leakage guard)."""
+        return [" ".join(self.tokens)]
 
 
 Example = TextExample | ChoiceExample | SpanExample | TaggingExample

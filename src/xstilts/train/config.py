@@ -12,13 +12,45 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from xstilts.errors import UsageError
 from xstilts.train.sampling import parse_sampling
 
 # Fields that do not change the trained weights (where files go, how often to log or keep).
 _NOT_HASHED = {"out", "data_dir", "save_every", "keep_checkpoints", "log_every", "resume"}
+# Fields added after runs were first stored: left out of the hash while at their default, so a
+# finished run of an older configuration is still found and reused.
+_HASHED_WHEN_SET = {"budget": None}
+
+
+class Budget(BaseModel):
+    """A training budget every setting of a comparison reaches exactly (within one step):
+    examples seen, or tokens seen (non-padding, summed over the task batches drawn)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    examples: int | None = Field(None, ge=1, description="Examples seen in all.")
+    tokens: int | None = Field(None, ge=1, description="Non-padding tokens seen in all.")
+    max_repeats: float = Field(
+        10.0, gt=0, description="Warn when a task is seen more epochs than this."
+    )
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Budget:
+        if (self.examples is None) == (self.tokens is None):
+            raise ValueError("a budget is examples: N or tokens: N (one of them)")
+        return self
+
+    @property
+    def kind(self) -> str:
+        """``examples`` or ``tokens``."""
+        return "examples" if self.examples is not None else "tokens"
+
+    @property
+    def target(self) -> int:
+        """The number to reach."""
+        return int(self.examples if self.examples is not None else self.tokens)  # type: ignore[arg-type]
 
 
 class TrainConfig(BaseModel):
@@ -36,34 +68,49 @@ class TrainConfig(BaseModel):
         description="Training split for every task, or per task ({xnli: dev}); e.g. 'dev' for "
         "tasks whose train split is not available (10% of it is then held out for dev metrics).",
     )
-    epochs: float = Field(3.0, gt=0)
+    epochs: float = Field(3.0, gt=0, description="Passes over the task data.")
     max_steps: int | None = Field(None, ge=1, description="Optimizer steps; overrides epochs.")
-    batch_size: int = Field(32, ge=1)
-    grad_accum: int = Field(1, ge=1)
-    lr: float = Field(2e-5, gt=0)
-    weight_decay: float = Field(0.01, ge=0)
-    warmup_ratio: float = Field(0.1, ge=0, le=1)
-    max_grad_norm: float = Field(1.0, gt=0)
-    dropout: float = Field(0.1, ge=0, lt=1)
-    seed: int = 0
-    sampling: str = "proportional"
+    budget: Budget | None = Field(
+        None,
+        description="Examples or tokens to see in all, e.g. examples:20000 or tokens:2000000 "
+        "(decides the steps; overrides epochs and max_steps).",
+    )
+    batch_size: int = Field(32, ge=1, description="Examples per micro-batch and process.")
+    grad_accum: int = Field(1, ge=1, description="Micro-batches per optimizer step.")
+    lr: float = Field(2e-5, gt=0, description="Peak learning rate (AdamW, linear schedule).")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay.")
+    warmup_ratio: float = Field(0.1, ge=0, le=1, description="Share of steps spent warming up.")
+    max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm.")
+    dropout: float = Field(0.1, ge=0, lt=1, description="Dropout of the task heads.")
+    seed: int = Field(0, description="Seed for heads, data order, dropout.")
+    sampling: str = Field(
+        "proportional", description="Multi-task: proportional, uniform or temperature:T."
+    )
     max_examples: int | None = Field(None, ge=1, description="Per task, for small runs.")
-    eval_max_examples: int | None = Field(2000, ge=1)
-    max_length: int = Field(128, ge=8)
-    span_max_length: int = Field(384, ge=16)
-    doc_stride: int = Field(128, ge=1)
+    eval_max_examples: int | None = Field(2000, ge=1, description="Dev examples per task.")
+    max_length: int = Field(128, ge=8, description="Tokens per example (QA: span_max_length).")
+    span_max_length: int = Field(384, ge=16, description="Tokens per QA window.")
+    doc_stride: int = Field(128, ge=1, description="Overlap of QA windows, in tokens.")
     eval_every: int | None = Field(None, ge=1, description="Steps between dev evaluations.")
-    save_every: int = Field(500, ge=1)
-    keep_checkpoints: int = Field(1, ge=1)
-    log_every: int = Field(10, ge=1)
-    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
-    mlm_aux: bool = False
-    mlm_data: list[str] = Field(default_factory=lambda: ["xnli"])
-    mlm_weight: float = Field(1.0, gt=0)
-    mlm_probability: float = Field(0.15, gt=0, lt=1)
-    skip_bad_rows: bool = False
-    trust_remote_code: bool = False
-    resume: bool = False
+    save_every: int = Field(500, ge=1, description="Steps between checkpoints.")
+    keep_checkpoints: int = Field(1, ge=1, description="Step checkpoints kept (+ best, final).")
+    log_every: int = Field(10, ge=1, description="Steps between log records.")
+    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = Field(
+        "auto", description="auto (as --dtype auto), no, bf16 or fp16."
+    )
+    mlm_aux: bool = Field(False, description="Add a masked-LM loss on multilingual text.")
+    mlm_data: list[str] = Field(
+        default_factory=lambda: ["xnli"],
+        description="MLM text: 'xnli' (15 languages) or files, LANG:PATH to name a file's "
+        "language (comma list).",
+    )
+    mlm_weight: float = Field(1.0, gt=0, description="Weight of the MLM loss.")
+    mlm_probability: float = Field(0.15, gt=0, lt=1, description="Share of tokens masked.")
+    skip_bad_rows: bool = Field(False, description="Skip and count malformed rows.")
+    trust_remote_code: bool = Field(
+        False, description="Allow model repositories to run their own Python code."
+    )
+    resume: bool = Field(False, description="Continue the run in --out from its checkpoint.")
 
     @field_validator("tasks", "langs", "mlm_data", mode="before")
     @classmethod
@@ -83,6 +130,23 @@ class TrainConfig(BaseModel):
             return {t.strip(): s.strip() for t, s in pairs}
         return v
 
+    @field_validator("budget", mode="before")
+    @classmethod
+    def _parse_budget(cls, v):
+        """``"examples:20000"`` / ``"tokens:2e6,max_repeats:5"`` (the command line's form)."""
+        if isinstance(v, str):
+            doc = {}
+            for item in v.split(","):
+                key, _, value = item.partition(":")
+                try:
+                    doc[key.strip()] = (
+                        float(value) if key.strip() == "max_repeats" else int(float(value))
+                    )
+                except ValueError:
+                    raise ValueError(f"{v!r}: use examples:N or tokens:N") from None
+            return doc
+        return v
+
     @field_validator("sampling")
     @classmethod
     def _check_sampling(cls, v: str) -> str:
@@ -100,5 +164,6 @@ class TrainConfig(BaseModel):
 
     def weights_hash(self) -> str:
         """Hash of every setting that changes the trained weights (paths excluded)."""
-        doc = self.model_dump(mode="json", exclude=_NOT_HASHED)
+        unset = {k for k, default in _HASHED_WHEN_SET.items() if getattr(self, k) == default}
+        doc = self.model_dump(mode="json", exclude=_NOT_HASHED | unset)
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()

@@ -7,7 +7,8 @@ split held out for dev metrics (recorded as ``dev_note``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import random
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,9 @@ from xstilts.intermediate import IntermediateTask, LoadedSplit, parse_task_list
 from xstilts.train.config import TrainConfig
 from xstilts.train.features import featurize
 from xstilts.train.heads import HeadSpec
+from xstilts.train.objectives import mlm_texts
+from xstilts.train.record import count_by_lang, derive_group, english_share, expected_counts
+from xstilts.train.sampling import parse_sampling, task_probabilities
 
 HOLDOUT_FRACTION = 0.1  # of the training split, as dev rows, when no labelled dev split exists
 
@@ -34,12 +38,17 @@ class TaskData:
     n_train_examples: int
     n_skipped: int
     dev_note: str = ""
+    # per training feature: the language of its example and its tokens (what a draw counts)
+    feature_langs: list[str] = field(default_factory=list)
+    feature_tokens: list[int] = field(default_factory=list)
+    rows_by_lang: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         """What ``xstilts_run.json`` records about the task."""
         return {
             "train_examples": self.n_train_examples,
             "train_features": len(self.train),
+            "train_rows_by_lang": self.rows_by_lang,
             "dev_examples": len(self.dev_examples),
             "skipped_rows": self.n_skipped,
             "dev_note": self.dev_note,
@@ -86,35 +95,71 @@ def _labelled_dev(task: IntermediateTask, cfg: TrainConfig, data_dir: Path) -> L
     return dev if dev.has_labels else None  # labels hidden (TyDiQA dev copies): hold out instead
 
 
-def load_task(task: IntermediateTask, cfg: TrainConfig, tokenizer: Any, data_dir: Path) -> TaskData:
-    """Load, check and featurize one task's train and dev rows."""
+def _select(
+    task: IntermediateTask, cfg: TrainConfig, data_dir: Path
+) -> tuple[list, list, str, LoadedSplit]:
+    """The training and dev examples of one task, the dev note, and the split they came from."""
     train_split = cfg.split_for(task.name, task.train_split)
     dev_loaded = _labelled_dev(task, cfg, data_dir)
     note = ""
     if dev_loaded is None:
         loaded = _load(task, cfg, data_dir, train_split, None)
         train_ex, dev_ex = _holdout(loaded, HOLDOUT_FRACTION, cfg.seed)
-        if cfg.max_examples:
-            train_ex = train_ex[: cfg.max_examples]
+        if cfg.max_examples and cfg.max_examples < len(train_ex):
+            # a seeded draw in file order, as loading does: the first N would be the first
+            # language's rows only (files concatenate languages)
+            keep = sorted(random.Random(cfg.seed).sample(range(len(train_ex)), cfg.max_examples))
+            train_ex = [train_ex[i] for i in keep]
         note = f"dev = 10% held out of {train_split}"
     else:
         loaded = _load(task, cfg, data_dir, train_split, cfg.max_examples)
         train_ex, dev_ex = loaded.examples, dev_loaded.examples
     if cfg.eval_max_examples:
         dev_ex = dev_ex[: cfg.eval_max_examples]
+    return train_ex, dev_ex, note, loaded
+
+
+def select_examples(task: IntermediateTask, cfg: TrainConfig, data_dir: Path) -> list:
+    """The training examples a run of ``cfg`` selects from ``task`` (no tokenizer needed)."""
+    return _select(task, cfg, data_dir)[0]
+
+
+def load_task(task: IntermediateTask, cfg: TrainConfig, tokenizer: Any, data_dir: Path) -> TaskData:
+    """Load, check and featurize one task's train and dev rows."""
+    train_ex, dev_ex, note, loaded = _select(task, cfg, data_dir)
     labels = loaded.labels if loaded.labels is not None else task.labels
     max_len = cfg.span_max_length if task.kind == "span" else cfg.max_length
     kw = {"max_length": max_len, "doc_stride": cfg.doc_stride, "labels": labels}
+    train = featurize(task, train_ex, tokenizer, **kw)
     return TaskData(
         task=task,
         labels=labels,
-        train=featurize(task, train_ex, tokenizer, **kw),
+        train=train,
         dev=featurize(task, dev_ex, tokenizer, **kw),
         dev_examples=dev_ex,
         n_train_examples=len(train_ex),
         n_skipped=loaded.n_skipped,
         dev_note=note,
+        feature_langs=[train_ex[f.get("example_index", i)].lang for i, f in enumerate(train)],
+        feature_tokens=[feature_tokens(f) for f in train],
+        rows_by_lang=count_by_lang(ex.lang for ex in train_ex),
     )
+
+
+def feature_tokens(feature: dict) -> int:
+    """Tokens a feature feeds the model (all choices of a multiple-choice feature): what a token
+    budget counts. Features are unpadded, so every id is a real token."""
+    ids = feature["input_ids"]
+    return sum(len(x) for x in ids) if ids and isinstance(ids[0], list) else len(ids)
+
+
+def planned_rows(cfg: TrainConfig, data_dir: Path) -> dict[str, dict[str, int]]:
+    """Training rows per task and language, as :func:`load_task` will select them, without a
+    tokenizer (seconds): what decides a setting's group before anything is trained."""
+    return {
+        task.name: count_by_lang(ex.lang for ex in select_examples(task, cfg, data_dir))
+        for task in parse_task_list(",".join(cfg.tasks))
+    }
 
 
 def load_task_data(cfg: TrainConfig, tokenizer: Any, data_dir: Path) -> list[TaskData]:
@@ -122,3 +167,27 @@ def load_task_data(cfg: TrainConfig, tokenizer: Any, data_dir: Path) -> list[Tas
     return [
         load_task(task, cfg, tokenizer, data_dir) for task in parse_task_list(",".join(cfg.tasks))
     ]
+
+
+def plan_record(cfg: TrainConfig, data_dir: Path) -> dict[str, Any]:
+    """The record a run of ``cfg`` is expected to produce, from its rows alone (no model, no
+    tokenizer: seconds): rows per task and language, the auxiliary MLM text per language, and
+    the expected share of each language among the examples drawn, hence the group
+    (:func:`xstilts.train.record.derive_group`). A finished run's exact record replaces it."""
+    strategy, temperature = parse_sampling(cfg.sampling)
+    rows = planned_rows(cfg, data_dir)
+    probs = task_probabilities({t: sum(r.values()) for t, r in rows.items()}, strategy, temperature)
+    mlm_rows = (
+        count_by_lang(lang for _, lang in mlm_texts(cfg.mlm_data, data_dir)) if cfg.mlm_aux else {}
+    )
+    expected = expected_counts(rows, probs, mlm_rows)
+    return {
+        "planned": True,
+        "tasks": {t: {"rows": r, "probability": round(probs[t], 6)} for t, r in rows.items()},
+        "mlm": {"rows": mlm_rows} if mlm_rows else None,
+        "expected_share": {
+            lang: round(v / sum(expected.values()), 6) for lang, v in expected.items()
+        },
+        "english_share": round(english_share(expected), 6),
+        "group": derive_group(expected),
+    }

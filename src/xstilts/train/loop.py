@@ -38,9 +38,17 @@ from xstilts.train.checkpoint import save_checkpoint
 from xstilts.train.config import TrainConfig
 from xstilts.train.evaluation import evaluate_all
 from xstilts.train.features import collate, to_device
-from xstilts.train.recipe import LOG_FILE, LogWindow, Recipe, TrainState, setup
+from xstilts.train.recipe import (
+    LOG_FILE,
+    LogWindow,
+    Recipe,
+    TrainState,
+    setup,
+    training_record,
+)
 
 METRICS_FILE = "metrics.json"
+RECORD_FILE = "training_record.json"  # what the run trained on, per task and language
 
 
 @dataclass
@@ -64,6 +72,7 @@ class TrainResult:
     best: dict[str, Any]
     final: dict[str, Any]
     n_skipped: dict[str, int] = field(default_factory=dict)
+    record: dict[str, Any] = field(default_factory=dict)
 
 
 def _quiet(_message: str) -> None:
@@ -223,7 +232,9 @@ def finish(recipe: Recipe, state: TrainState) -> TrainResult:
     final = evaluate(recipe, state.step)
     record_eval(recipe, state, final)
     history = state.history
+    record = training_record(recipe, state.step)
     if recipe.is_main:
+        write_json_atomic(recipe.run_dir / RECORD_FILE, record)
         write_pointer(recipe.run_dir, "last", save(recipe, state, "final", full=False))
         _prune(recipe.run_dir, recipe.cfg.keep_checkpoints)
         write_json_atomic(
@@ -243,4 +254,5 @@ def finish(recipe: Recipe, state: TrainState) -> TrainResult:
         history["best"],
         final["tasks"],
         {td.task.name: td.n_skipped for td in recipe.tasks},
+        record,
     )

@@ -13,6 +13,7 @@ so a resumed run draws the same ones as an uninterrupted run.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,6 +26,7 @@ from xstilts.io import read_lines
 from xstilts.train.config import TrainConfig
 from xstilts.train.features import collate, to_device
 from xstilts.train.heads import MultiTaskModel, mask_tokens
+from xstilts.train.record import UNKNOWN
 
 
 class Objective(Protocol):
@@ -40,31 +42,45 @@ class Objective(Protocol):
         ...
 
 
-def mlm_texts(sources: list[str], data_dir: Path) -> list[str]:
-    """Text for the auxiliary MLM loss: files (one sentence per line) or ``xnli`` (15 languages).
+_LANG_PREFIX = re.compile(r"^([a-z]{2,3}):(.+)$")
 
-    Never Tatoeba/BUCC/LAReQA: those are the evaluation data.
-    """
-    texts: list[str] = []
+
+def mlm_source(src: str) -> tuple[str, Path]:
+    """``LANG:PATH`` -> (LANG, PATH); a bare path has an unknown language (``und``)."""
+    match = _LANG_PREFIX.match(src)
+    if match and not Path(src).exists():
+        return match.group(1), Path(match.group(2))
+    return UNKNOWN, Path(src)
+
+
+def mlm_texts(sources: list[str], data_dir: Path) -> list[tuple[str, str]]:
+    """``(text, language)`` for the auxiliary MLM loss: ``xnli`` (its 15 languages, labelled by
+    XNLI) or text files, one sentence per line (``LANG:PATH`` says which language; the leakage
+    guard keeps evaluation text out)."""
+    texts: list[tuple[str, str]] = []
     for src in sources:
         if src == "xnli":
             task = get_intermediate_task("xnli")
             split = task.load(data_dir, task.dev_split, None)
             for ex in split.examples:
-                texts.append(ex.text_a)
+                texts.append((ex.text_a, ex.lang))
                 if ex.text_b:
-                    texts.append(ex.text_b)
+                    texts.append((ex.text_b, ex.lang))
         else:
-            texts.extend(t for t in read_lines(Path(src)) if t.strip())
+            lang, path = mlm_source(src)
+            texts.extend((t, lang) for t in read_lines(path) if t.strip())
     return texts
 
 
 class MLMStream:
     """Masked-LM batches from multilingual text, deterministic per step (for resume)."""
 
-    def __init__(self, texts: list[str], tokenizer: Any, cfg: TrainConfig) -> None:
-        enc = tokenizer(texts, truncation=True, max_length=cfg.max_length)["input_ids"]
-        self.ids = [x for x in enc if len(x) > 2]
+    def __init__(self, texts: list[tuple[str, str]], tokenizer: Any, cfg: TrainConfig) -> None:
+        enc = tokenizer([t for t, _ in texts], truncation=True, max_length=cfg.max_length)
+        usable = [(x, lang) for x, (_, lang) in zip(enc["input_ids"], texts, strict=True)]
+        usable = [(x, lang) for x, lang in usable if len(x) > 2]
+        self.ids = [x for x, _ in usable]
+        self.langs = [lang for _, lang in usable]
         if not self.ids:
             raise XstiltsError("--mlm-aux: no usable text in the MLM data")
         self.tokenizer = tokenizer
@@ -73,9 +89,17 @@ class MLMStream:
         if tokenizer.mask_token_id is None:
             raise XstiltsError("--mlm-aux: the tokenizer has no mask token")
 
+    def _generator(self, step: int, micro: int) -> torch.Generator:
+        return torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + step * 131 + micro)
+
+    def indices(self, step: int, micro: int) -> list[int]:
+        """The texts one micro-batch draws (recomputable: the training record counts them)."""
+        gen = self._generator(step, micro)
+        return torch.randint(len(self.ids), (self.cfg.batch_size,), generator=gen).tolist()
+
     def batch(self, step: int, micro: int) -> dict[str, torch.Tensor]:
         """The masked batch of one micro-batch (its own generator: no global RNG is used)."""
-        gen = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + step * 131 + micro)
+        gen = self._generator(step, micro)
         idx = torch.randint(len(self.ids), (self.cfg.batch_size,), generator=gen).tolist()
         feats = [{"input_ids": self.ids[i], "attention_mask": [1] * len(self.ids[i])} for i in idx]
         batch = collate(feats, self.tokenizer.pad_token_id)

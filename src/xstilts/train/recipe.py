@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +32,8 @@ from xstilts.train.config import TrainConfig
 from xstilts.train.data import TaskData, head_spec, load_task_data
 from xstilts.train.features import feature_length
 from xstilts.train.heads import MultiTaskModel
-from xstilts.train.objectives import Objective, build_objectives
+from xstilts.train.objectives import MLMObjective, Objective, build_objectives
+from xstilts.train.record import count_by_lang, summarize
 from xstilts.train.sampling import TaskBatchSampler, parse_sampling
 
 LOG_FILE = "train_log.jsonl"
@@ -147,9 +149,7 @@ def setup(cfg: TrainConfig, status: Callable[[str], None]) -> tuple[Recipe, Trai
         rank=accelerator.process_index,
         world_size=accelerator.num_processes,
     )
-    total = cfg.max_steps or math.ceil(
-        cfg.epochs * sampler.micro_batches_per_epoch / cfg.grad_accum
-    )
+    total = total_steps(cfg, sampler, tasks, status)
     scheduler = _scheduler(optimizer, cfg, total)
     model, optimizer = accelerator.prepare(core, optimizer)
     recipe = Recipe(
@@ -171,6 +171,89 @@ def setup(cfg: TrainConfig, status: Callable[[str], None]) -> tuple[Recipe, Trai
     if recipe.is_main:
         write_run_file(recipe)
     return recipe, state
+
+
+def total_steps(
+    cfg: TrainConfig,
+    sampler: TaskBatchSampler,
+    tasks: list[TaskData],
+    status: Callable[[str], None],
+) -> int:
+    """Optimizer steps of the run: from the budget when there is one (exactly enough to see
+    ``budget`` examples or tokens, drawn from a twin of the sampler), else ``max_steps``, else
+    ``epochs`` passes. A task repeated more than ``budget.max_repeats`` epochs is reported."""
+    if cfg.budget is None:
+        return cfg.max_steps or math.ceil(
+            cfg.epochs * sampler.micro_batches_per_epoch / cfg.grad_accum
+        )
+    by_name = {td.task.name: td for td in tasks}
+
+    def size(task: str, batch: Any) -> float:
+        if cfg.budget is not None and cfg.budget.kind == "tokens":
+            tokens = by_name[task].feature_tokens
+            return float(sum(tokens[i] for i in batch.tolist()))
+        return float(len(batch))
+
+    steps, drawn = sampler.steps_for(cfg.budget.target, cfg.grad_accum, size)
+    for name, batches in drawn.items():
+        epochs = batches / max(sampler.batches_per_epoch(name), 1)
+        if epochs > cfg.budget.max_repeats:
+            status(
+                f"warning: the budget repeats {name} {epochs:.1f} times (more than "
+                f"max_repeats {cfg.budget.max_repeats:g}): a small task seen many times"
+            )
+    return steps
+
+
+def training_record(recipe: Recipe, steps: int) -> dict[str, Any]:
+    """What the run trained on, per task and language (:mod:`xstilts.train.record`): rows
+    available, examples (features: a QA window counts as one) and tokens drawn, epochs; and the
+    auxiliary MLM text drawn. Recomputed from the deterministic sampler and MLM draws, so a
+    resumed run's record equals an uninterrupted one's."""
+    tasks = {}
+    for td in recipe.tasks:
+        examples: Counter[str] = Counter()
+        tokens: Counter[str] = Counter()
+        for batch in recipe.sampler.drawn_batches(td.task.name):
+            for i in batch.tolist():
+                examples[td.feature_langs[i]] += 1
+                tokens[td.feature_langs[i]] += td.feature_tokens[i]
+        tasks[td.task.name] = {
+            "rows": td.rows_by_lang,
+            "features": len(td.train),
+            "examples": dict(sorted(examples.items())),
+            "tokens": dict(sorted(tokens.items())),
+            "epochs": round(sum(examples.values()) / max(len(td.train), 1), 4),
+        }
+    cfg = recipe.cfg
+    record: dict[str, Any] = {
+        "tasks": tasks,
+        "mlm": _mlm_record(recipe, steps),
+        "steps": steps,
+        "batch_size": cfg.batch_size,
+        "grad_accum": cfg.grad_accum,
+        "processes": recipe.accelerator.num_processes,
+        "budget": cfg.budget.model_dump() if cfg.budget else None,
+    }
+    return summarize(record)
+
+
+def _mlm_record(recipe: Recipe, steps: int) -> dict[str, Any] | None:
+    stream = next((o.stream for o in recipe.objectives if isinstance(o, MLMObjective)), None)
+    if stream is None:
+        return None
+    examples: Counter[str] = Counter()
+    tokens: Counter[str] = Counter()
+    for step in range(steps):
+        for micro in range(recipe.cfg.grad_accum):
+            for i in stream.indices(step, micro):
+                examples[stream.langs[i]] += 1
+                tokens[stream.langs[i]] += len(stream.ids[i])
+    return {
+        "rows": count_by_lang(stream.langs),
+        "examples": dict(sorted(examples.items())),
+        "tokens": dict(sorted(tokens.items())),
+    }
 
 
 def _mixed_precision(requested: str) -> str:

@@ -15,7 +15,7 @@ takes its own slice of a global batch.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -88,6 +88,7 @@ class TaskBatchSampler:
         self._rng = np.random.default_rng(seed)
         self.drawn = {t: 0 for t in self.tasks}
         self._epoch_cache: dict[str, tuple[int, list[np.ndarray]]] = {}
+        self._args = (lengths, batch_size, strategy, temperature, seed, world_size, group_size)
 
     def batches_per_epoch(self, task: str) -> int:
         """Global batches in one pass over a task."""
@@ -116,14 +117,46 @@ class TaskBatchSampler:
         self._epoch_cache[task] = (epoch, batches)
         return batches
 
-    def next(self) -> tuple[str, np.ndarray]:
-        """The next step's task and this rank's example indices."""
+    def _batch(self, task: str, n: int) -> np.ndarray:
+        """The ``n``-th global batch ever drawn of ``task`` (every rank's examples)."""
+        per_epoch = self.batches_per_epoch(task)
+        return self._epoch_batches(task, n // per_epoch)[n % per_epoch]
+
+    def next_global(self) -> tuple[str, np.ndarray]:
+        """The next micro-batch's task and its whole global batch (every rank's examples)."""
         task = self.tasks[int(self._rng.choice(len(self.tasks), p=self._p))]
         n = self.drawn[task]
         self.drawn[task] += 1
-        per_epoch = self.batches_per_epoch(task)
-        batch = self._epoch_batches(task, n // per_epoch)[n % per_epoch]
+        return task, self._batch(task, n)
+
+    def next(self) -> tuple[str, np.ndarray]:
+        """The next step's task and this rank's example indices."""
+        task, batch = self.next_global()
         return task, batch[self.rank :: self.world_size]
+
+    def drawn_batches(self, task: str) -> Iterator[np.ndarray]:
+        """Every global batch of ``task`` drawn so far, in order (what the run has seen)."""
+        for n in range(self.drawn[task]):
+            yield self._batch(task, n)
+
+    def steps_for(
+        self, target: float, grad_accum: int, size: Callable[[str, np.ndarray], float]
+    ) -> tuple[int, dict[str, int]]:
+        """Optimizer steps until the summed ``size`` of the drawn global batches reaches
+        ``target`` (a training budget), found by drawing from a fresh twin of this sampler:
+        the run then sees between ``target`` and ``target`` plus one step's worth. Also returns
+        the batches each task will have drawn by then."""
+        lengths, batch_size, strategy, temperature, seed, world_size, group_size = self._args
+        twin = TaskBatchSampler(
+            lengths, batch_size, strategy=strategy, temperature=temperature, seed=seed,
+            world_size=world_size, group_size=group_size,
+        )  # fmt: skip
+        seen, steps = 0.0, 0
+        while seen < target:
+            for _ in range(grad_accum):
+                seen += size(*twin.next_global())
+            steps += 1
+        return steps, dict(twin.drawn)
 
     def state_dict(self) -> dict[str, Any]:
         """JSON-ready state (for checkpoints)."""
