@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from xstilts.errors import UsageError
+from xstilts.errors import DataError, UsageError
 from xstilts.experiment.grid import expand_grid
 from xstilts.experiment.spec import load_spec
 
@@ -118,8 +118,10 @@ def test_grid_expansion(tmp_path):
         "baseline": "baseline",
         "mnli": "english",
         "xnli": "multilingual",
-        "both": "mixed",
+        "both": "multilingual",  # 12 English + 12 German/French rows: half is non-English
     }
+    both = next(c for c in cells if c.setting.name == "both")
+    assert both.group_source == "data" and both.plan["english_share"] == 0.5
     assert len({c.key for c in cells}) == len(cells)
     again = expand_grid(load_spec(write_spec(tmp_path / "s.yaml", base_doc())))
     assert [c.key for c in again] == [c.key for c in cells]  # stable keys
@@ -154,17 +156,35 @@ def test_runner_end_to_end_with_report(tmp_path, data_dir):
 
 
 @pytest.mark.dtype_sensitive
-def test_a_failing_cell_is_recorded_and_the_rest_go_on(tmp_path):
+def test_missing_training_data_is_refused_before_anything_runs(tmp_path):
+    doc = base_doc()
+    doc["settings"].append({"name": "broken", "tasks": ["hellaswag"]})  # no train split here
+    spec = load_spec(write_spec(tmp_path / "s.yaml", doc))
+    with pytest.raises(DataError, match=r"setting broken: hellaswag train: no data file found"):
+        expand_grid(spec)
+
+
+@pytest.mark.dtype_sensitive
+def test_a_failing_cell_is_recorded_and_the_rest_go_on(tmp_path, monkeypatch):
+    from xstilts.experiment import runner
     from xstilts.experiment.runner import run_experiment
     from xstilts.experiment.store import ResultStore
 
+    real_train = runner.train
+
+    def train_or_fail(cfg, **kw):
+        if cfg.tasks == ["sst2"]:
+            raise RuntimeError("sst2 exploded mid-training")
+        return real_train(cfg, **kw)
+
+    monkeypatch.setattr(runner, "train", train_or_fail)
     doc = base_doc()
     doc["seeds"] = [0]
-    doc["settings"].append({"name": "broken", "tasks": ["hellaswag"]})  # no train split here
+    doc["settings"].append({"name": "broken", "tasks": ["sst2"]})
     spec = load_spec(write_spec(tmp_path / "s.yaml", doc))
     summary = run_experiment(spec)
     assert list(summary.failed) == ["broken @ builtin:tiny-random-xlmr seed 0"]
-    assert "hellaswag" in next(iter(summary.failed.values()))
+    assert "sst2 exploded" in next(iter(summary.failed.values()))
     cells = ResultStore(spec.output / "results.sqlite").cells().set_index("setting")
     assert cells.loc["broken", "status"] == "failed" and cells.loc["mnli", "status"] == "done"
 

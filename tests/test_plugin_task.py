@@ -5,6 +5,7 @@ anywhere else: what "adding a task is one module" means."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -57,6 +58,11 @@ class ToyBitext(RetrievalTask):
 
     def files(self, data_dir: Path, lang: str) -> list[Path]:
         return [data_dir / "toy" / f"{lang}.tsv"]
+
+    def texts(self, data_dir: Path, langs: list[str]) -> Iterator[str]:
+        for lang in langs:
+            for line in read_lines(self.files(data_dir, lang)[0]):
+                yield from line.split("\t")
 
     def evaluate(self, ctx: EvalContext) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         rows: list[dict[str, Any]] = []

@@ -98,9 +98,13 @@ def print_report(report: Report, paths: dict[str, Path]) -> None:
         starred |= any("*" in c for row in rows for c in row[1:])
         print_table(title, table.header, rows)
     out.print(
-        ("* every available CI excludes 0; " if starred else "no difference is significant; ")
+        (
+            "* significant after Holm correction for the report's comparisons; "
+            if starred
+            else "no difference is significant after correction; "
+        )
         + f"CIs: {100 * report.options.confidence:.0f}% paired bootstrap over sentences "
-        "(t over seeds when several)"
+        "(t over seeds when several), uncorrected"
     )
     for note in report.notes:
         out.print(f"note: {note}")

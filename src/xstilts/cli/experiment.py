@@ -19,9 +19,10 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from xstilts.cli.console import err, print_report, print_table
+from xstilts.cli.console import err, out, print_report, print_table
 from xstilts.experiment.grid import Cell, expand_grid
-from xstilts.experiment.runner import describe, run_experiment
+from xstilts.experiment.leakage import CONTAMINATION_SHARE
+from xstilts.experiment.runner import check_leakage, describe, run_experiment
 from xstilts.experiment.spec import ExperimentSpec, check_spec_models, load_spec
 from xstilts.io import ensure_writable
 from xstilts.report import make_report
@@ -106,7 +107,7 @@ class LiveView:
 
 def run_spec(
     spec: ExperimentSpec, *, report: bool, out_dir: Path | None = None,
-    trust_remote_code: bool = False,
+    trust_remote_code: bool = False, allow_overlap: bool = False,
 ) -> Path | None:  # fmt: skip
     """Run a spec with the live view; write the report (returns its folder).
 
@@ -123,7 +124,9 @@ def run_spec(
     view = LiveView(len(cells), plain=not err.is_terminal)
     t0 = time.perf_counter()
     with Live(view.renderable(), console=err, refresh_per_second=4, transient=True):
-        summary = run_experiment(spec, view=view, trust_remote_code=trust_remote_code)
+        summary = run_experiment(
+            spec, view=view, trust_remote_code=trust_remote_code, allow_overlap=allow_overlap
+        )
     err.print(
         f"{len(summary.done)} cells run, {len(summary.skipped)} already done, "
         f"{len(summary.failed)} failed in {time.perf_counter() - t0:.0f}s; "
@@ -137,11 +140,23 @@ def run_spec(
     return target
 
 
-def _dry_run(spec: ExperimentSpec, trust_remote_code: bool) -> None:
-    check_spec_models(spec, trust_remote_code=trust_remote_code)
+def _dry_run(spec: ExperimentSpec, trust_remote_code: bool, allow_overlap: bool) -> None:
+    """Every check a run makes before working (models, groups, leakage), and the grid."""
+    layers = check_spec_models(spec, trust_remote_code=trust_remote_code)
     rows = describe(spec)
     header = list(rows[0])
     print_table(f"{len(rows)} cells", header, [[str(r[c]) for c in header] for r in rows])
+    for model, evaluated in layers.items():
+        out.print(f"{model}: hidden states evaluated {', '.join(map(str, evaluated))}")
+    overlaps = check_leakage(spec, expand_grid(spec), allow=allow_overlap)
+    found = {o.describe(): o.contaminating for found in overlaps.values() for o in found}
+    out.print(
+        "leakage guard: no training text overlaps the evaluation texts"
+        if not found
+        else "leakage guard (recorded and reported; contamination allowed with "
+        "--allow-overlap):\n  "
+        + "\n  ".join(f"{d}{' CONTAMINATION' if bad else ''}" for d, bad in sorted(found.items()))
+    )
 
 
 RemoteOpt = Annotated[
@@ -149,6 +164,14 @@ RemoteOpt = Annotated[
     typer.Option(help="Allow model repositories to run their own code (the spec must ask too)."),
 ]
 DryRunOpt = Annotated[bool, typer.Option(help="Check the spec and show the grid; run nothing.")]
+OverlapOpt = Annotated[
+    bool,
+    typer.Option(
+        help="Proceed when training text contaminates evaluation text (at least "
+        f"{100 * CONTAMINATION_SHARE:.0f}% of one "
+        "language's texts); every overlap is recorded and reported."
+    ),
+]
 
 
 def run_command(
@@ -159,13 +182,17 @@ def run_command(
         Path | None, typer.Option("--out", help="Report folder (default: <output>/report).")
     ] = None,
     trust_remote_code: RemoteOpt = False,
+    allow_overlap: OverlapOpt = False,
 ) -> None:
     """Run an experiment: train each setting (reusing finished runs), evaluate, store, report."""
     loaded = load_spec(spec)
     if dry_run:
-        _dry_run(loaded, trust_remote_code)
+        _dry_run(loaded, trust_remote_code, allow_overlap)
         return
-    run_spec(loaded, report=report, out_dir=out_dir, trust_remote_code=trust_remote_code)
+    run_spec(
+        loaded, report=report, out_dir=out_dir, trust_remote_code=trust_remote_code,
+        allow_overlap=allow_overlap,
+    )  # fmt: skip
 
 
 def quickstart_command(
@@ -181,7 +208,7 @@ def quickstart_command(
         spec = load_spec(path)
     spec.output = output.resolve()
     if dry_run:
-        _dry_run(spec, False)
+        _dry_run(spec, False, False)
         return
     run_spec(spec, report=True)
 

@@ -52,10 +52,9 @@ def compare_command(
         rows = []
         for lang in res.languages:
             lr = other.per_lang[lang]
-            sig = lr.ci.significant if lr.ci is not None else None
             rows.append(
                 [lang, res.splits[lang], pct(base.per_lang[lang].value), pct(lr.value),
-                 delta_cell(lr.delta, lr.ci, sig)]
+                 delta_cell(lr.delta, lr.ci, lr.significant)]
             )  # fmt: skip
         rows.append(
             ["mean", "", pct(base.score), pct(other.score),
@@ -65,7 +64,10 @@ def compare_command(
         print_table(f"{res.headline.label} at layer {used} (%)", header, rows)
         for note in res.notes:
             out.print(f"note: {note}")
-    out.print("* the paired bootstrap CI excludes 0; no CI where a file has no per-sentence items")
+    out.print(
+        "* significant after Holm correction (paired bootstrap; per language: Holm over the "
+        "languages); no CI where a file has no per-sentence items"
+    )
 
 
 def register(app: typer.Typer) -> None:

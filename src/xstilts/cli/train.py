@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from xstilts.cli.console import err, out
 from xstilts.cli.options import model_options
 from xstilts.errors import UsageError
-from xstilts.io import ensure_writable
+from xstilts.experiment.leakage import CONTAMINATION_SHARE, check, eval_index
+from xstilts.io import ensure_writable, write_json_atomic
+from xstilts.paths import resolve_data_dir
+from xstilts.tasks import TaskRequest
 from xstilts.train.config import TrainConfig
 from xstilts.train.loop import StepInfo, train
 
@@ -25,10 +31,45 @@ def _progress() -> Progress:
     )
 
 
+def _leakage(cfg: TrainConfig, against: str | None, allow: bool) -> None:
+    """``--check-against``: the training text against every language of those retrieval tasks;
+    contamination stops here unless ``--allow-overlap``; every overlap found is written to
+    leakage.json."""
+    if not against:
+        return
+    data_dir = resolve_data_dir(cfg.data_dir)
+    requests = [TaskRequest(task=t.strip(), langs="all") for t in against.split(",") if t.strip()]
+    overlaps = check(cfg, eval_index(requests, data_dir), data_dir, allow=allow, where="train")
+    for o in overlaps:
+        kind = "contamination allowed" if o.contaminating else "incidental overlap"
+        err.print(f"warning: {kind}: {o.describe()}")
+    if overlaps:
+        write_json_atomic(Path(cfg.out) / "leakage.json", [o.to_dict() for o in overlaps])
+
+
 @model_options(TrainConfig, param="cfg", names={"model": "--model -m"})
-def train_command(*, cfg: TrainConfig) -> None:
+def train_command(
+    check_against: Annotated[
+        str | None,
+        typer.Option(
+            help="Retrieval tasks whose texts (every language) the training text must not "
+            "contain, e.g. tatoeba,lareqa (the leakage guard)."
+        ),
+    ] = None,
+    allow_overlap: Annotated[
+        bool,
+        typer.Option(
+            help=f"Proceed when they overlap by at least {100 * CONTAMINATION_SHARE:.0f}% of a "
+            "language's texts "
+            "(contamination); every overlap is written to leakage.json."
+        ),
+    ] = False,
+    *,
+    cfg: TrainConfig,
+) -> None:
     """Fine-tune an encoder on intermediate tasks; the encoder stays a plain HF model."""
     ensure_writable(cfg.out, directory=True)
+    _leakage(cfg, check_against, allow_overlap)
     progress = _progress()
     bars: dict[str, object] = {}
 

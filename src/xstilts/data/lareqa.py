@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,9 @@ class LareqaData:
     contexts: list[str]
     relevant: list[np.ndarray]  # per question: indices into the candidates
     paths: dict[str, Path]
+    # per question: its article's index in the file (parallel across the 11 languages), so a
+    # held-out selection split can keep an article's questions together
+    question_articles: list[int] = field(default_factory=list)
 
     def candidate_texts(self) -> list[str]:
         """What is embedded for each candidate: the sentence, a space, then its paragraph."""
@@ -80,11 +83,12 @@ def _read_json(path: Path) -> Any:
         raise DataError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
 
 
-def _paragraphs(path: Path, doc: Any) -> list[dict[str, Any]]:
+def _paragraphs(path: Path, doc: Any) -> list[tuple[int, dict[str, Any]]]:
+    """``(article index, paragraph)`` in file order."""
     if not isinstance(doc, dict) or not isinstance(doc.get("data"), list):
         raise DataError(f"{path}: not SQuAD-format JSON (no top-level 'data' list)")
     try:
-        return [p for article in doc["data"] for p in article["paragraphs"]]
+        return [(a, p) for a, article in enumerate(doc["data"]) for p in article["paragraphs"]]
     except (KeyError, TypeError):
         raise DataError(f"{path}: not SQuAD-format JSON (an article has no 'paragraphs')") from None
 
@@ -120,11 +124,12 @@ def load_lareqa(data_dir: Path) -> LareqaData:
     sentences: list[str] = []
     contexts: list[str] = []
     answer_of: list[tuple[str, int]] = []  # per question: (xling id, candidate index)
+    articles: list[int] = []
     paths: dict[str, Path] = {}
     for lang in LAREQA_LANGS:
         path = paths[lang] = lareqa_path(data_dir, lang)
         seen: set[str] = set()
-        for n_para, para in enumerate(_paragraphs(path, _read_json(path)), start=1):
+        for n_para, (article, para) in enumerate(_paragraphs(path, _read_json(path)), start=1):
             where = f"paragraph {n_para}"
             spans = _sentence_spans(path, where, para)
             first = len(sentences)
@@ -156,10 +161,13 @@ def load_lareqa(data_dir: Path) -> LareqaData:
                 qlangs.append(lang)
                 questions.append(question)
                 answer_of.append((qid, first + pos))
+                articles.append(article)
         if not seen:
             raise DataError(f"{path}: no questions")
     by_id: dict[str, set[int]] = defaultdict(set)
     for qid, cand in answer_of:
         by_id[qid].add(cand)
     relevant = [np.array(sorted(by_id[qid]), dtype=np.int64) for qid in qids]
-    return LareqaData(qids, qlangs, questions, clangs, sentences, contexts, relevant, paths)
+    return LareqaData(
+        qids, qlangs, questions, clangs, sentences, contexts, relevant, paths, articles
+    )

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,9 @@ class MewsliData:
     entities: list[str]  # preprocessed description texts
     mentions_path: Path
     entities_path: Path
+    # per mention: the line of its document in the mentions file (a held-out selection split
+    # keeps a document's mentions together)
+    mention_docs: list[int] = field(default_factory=list)
 
 
 def mewsli_dir(data_dir: Path) -> Path:
@@ -154,6 +157,7 @@ def load_mewsli(data_dir: Path, langs: list[str]) -> MewsliData:
     mlangs: list[str] = []
     mentions: list[str] = []
     gold: list[int] = []
+    docs: list[int] = []
     present: set[str] = set()
     wanted = set(langs)
     for n, obj in _jsonl(mpath):
@@ -194,6 +198,7 @@ def load_mewsli(data_dir: Path, langs: list[str]) -> MewsliData:
             mlangs.append(lang)
             mentions.append(query)
             gold.append(index[eid])
+            docs.append(n)
     missing = [lang for lang in langs if lang not in present]
     if missing:
         raise DataError(
@@ -201,5 +206,5 @@ def load_mewsli(data_dir: Path, langs: list[str]) -> MewsliData:
             f"{', '.join(sorted(present)) or 'none'}); choose with --langs"
         )
     return MewsliData(
-        split, example_ids, mlangs, mentions, gold, entity_ids, entities, mpath, epath
+        split, example_ids, mlangs, mentions, gold, entity_ids, entities, mpath, epath, docs
     )

@@ -9,6 +9,7 @@ runner goes on with the next one; rerunning the spec retries only what is not do
 from __future__ import annotations
 
 import json
+import os
 import time
 import traceback
 from collections.abc import Callable
@@ -17,14 +18,16 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from xstilts.errors import XstiltsError
+from xstilts.experiment import leakage
 from xstilts.experiment.grid import Cell, expand_grid
+from xstilts.experiment.leakage import Overlap, eval_index
 from xstilts.experiment.spec import ExperimentSpec, check_spec_models, config_hash
 from xstilts.experiment.store import ResultStore
 from xstilts.models.runs import RUN_FILE, read_pointer
 from xstilts.paths import resolve_data_dir
 from xstilts.tasks import TaskRequest, evaluate_model
 from xstilts.train.config import TrainConfig
-from xstilts.train.loop import METRICS_FILE, StepInfo, train
+from xstilts.train.loop import METRICS_FILE, RECORD_FILE, StepInfo, train
 
 STORE_FILE = "results.sqlite"
 
@@ -138,7 +141,24 @@ def _register(store: ResultStore, spec: ExperimentSpec, cells: list[Cell]) -> No
             train_hash=cell.train.weights_hash() if cell.train else None,
             run_dir=str(cell.train.out) if cell.train else None,
             status=store.cell_status(cell.key) or "pending",
+            group_source=cell.group_source,
         )
+        record = store.cell_record(cell.key)
+        if record is None and cell.plan is not None:
+            store.upsert_cell(cell.key, train_record=json.dumps(cell.plan))
+        elif record is not None and not record.get("planned") and cell.group_source == "data":
+            store.upsert_cell(cell.key, grp=record["group"])  # the exact record decides
+
+
+def _store_record(store: ResultStore, cell: Cell, run_dir: Path) -> None:
+    """The finished run's exact training record, and the group it decides (unless the spec
+    overrides the group)."""
+    path = run_dir / RECORD_FILE
+    if not path.is_file():  # a run trained before records existed: keep the plan
+        return
+    record = json.loads(path.read_text(encoding="utf-8"))
+    group = cell.group if cell.group_source == "override" else record["group"]
+    store.upsert_cell(cell.key, train_record=json.dumps(record), grp=group)
 
 
 def _run_cell(run: _Run, cell: Cell, todo: list[Plan]) -> None:
@@ -150,6 +170,7 @@ def _run_cell(run: _Run, cell: Cell, todo: list[Plan]) -> None:
         run_dir = ensure_trained(cell.train, view)
         model = str(run_dir)
         train_metrics = (run_dir / METRICS_FILE).read_text(encoding="utf-8")
+        _store_record(store, cell, run_dir)
     store.upsert_cell(cell.key, status="evaluating", train_metrics=train_metrics)
     for task, key, h in todo:
         view.stage(f"evaluating {key}")
@@ -168,20 +189,42 @@ def _run_cell(run: _Run, cell: Cell, todo: list[Plan]) -> None:
     store.upsert_cell(cell.key, status="done", error=None)
 
 
+def check_leakage(
+    spec: ExperimentSpec, cells: list[Cell], *, allow: bool
+) -> dict[str, list[Overlap]]:
+    """Every trained cell's training text against every evaluation text of the spec
+    (:mod:`xstilts.experiment.leakage`); an overlap is an error unless ``allow``."""
+    data_dir = resolve_data_dir(spec.data_dir)
+    trained = [c for c in cells if c.train is not None]
+    if not trained:
+        return {}
+    index = eval_index(spec.evaluation.tasks, data_dir)
+    return {
+        c.key: leakage.check(c.train, index, data_dir, allow=allow, where=f"setting {c.label}")
+        for c in trained
+        if c.train is not None
+    }
+
+
 def run_experiment(
     spec: ExperimentSpec,
     *,
     view: RunView | None = None,
     after_eval: Callable[[Cell, str], None] | None = None,
     trust_remote_code: bool = False,
+    allow_overlap: bool = False,
 ) -> RunSummary:
     """Run every cell of ``spec`` that is not finished; see the module docstring.
 
     ``trust_remote_code`` is the command line's consent; a setting's training block asking
-    for remote code without it is refused before anything runs.
+    for remote code without it is refused before anything runs. Training text that overlaps
+    evaluation text stops the run before anything runs, unless ``allow_overlap`` (then the
+    overlaps are stored with the cells and shown by the report).
     """
     check_spec_models(spec, trust_remote_code=trust_remote_code)
     assert spec.output is not None
+    cells = expand_grid(spec)
+    overlaps = check_leakage(spec, cells, allow=allow_overlap)
     t0 = time.perf_counter()
     store = ResultStore(spec.output / STORE_FILE)
     summary = RunSummary(store.path)
@@ -192,8 +235,9 @@ def run_experiment(
     )  # fmt: skip
     try:
         store.set_meta("spec", spec.model_dump(mode="json"))
-        cells = expand_grid(spec)
         _register(store, spec, cells)
+        for key, found in overlaps.items():
+            store.upsert_cell(key, leakage=json.dumps([o.to_dict() for o in found]))
         for index, cell in enumerate(cells):
             todo = [p for p in run.plans if not store.eval_done(cell.key, p[1], p[2])]
             if not todo:
@@ -219,17 +263,32 @@ def run_experiment(
     return summary
 
 
+def _rows_text(plan: dict[str, Any] | None) -> str:
+    """Training rows per language of a plan, e.g. ``en 400; de 91, fr 74`` (task by task)."""
+    if plan is None:
+        return "-"
+    parts = [
+        f"{name}: " + ", ".join(f"{lang} {n}" for lang, n in part["rows"].items())
+        for name, part in plan["tasks"].items()
+    ]
+    if plan.get("mlm"):
+        parts.append("mlm: " + ", ".join(f"{lang} {n}" for lang, n in plan["mlm"]["rows"].items()))
+    return "; ".join(parts)
+
+
 def describe(spec: ExperimentSpec) -> list[dict[str, Any]]:
-    """The expanded grid as rows (for ``xstilts run --dry-run``)."""
+    """The expanded grid as rows (for ``xstilts run --dry-run``): each cell's group (from its
+    training rows, or the spec's override) and the rows per language it will train on."""
     return [
         {
             "cell": c.key,
             "model": c.model,
             "setting": c.setting.name,
-            "group": c.group,
+            "group": c.group + (" (override)" if c.group_source == "override" else ""),
             "seed": c.seed,
             "tasks": ",".join(c.setting.tasks) or "-",
-            "run": str(c.train.out) if c.train else "-",
+            "training rows by language": _rows_text(c.plan),
+            "run": os.path.relpath(c.train.out.resolve()) if c.train else "-",
         }
         for c in expand_grid(spec)
     ]

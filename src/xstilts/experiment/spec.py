@@ -54,7 +54,10 @@ class Setting(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
     tasks: list[str] = Field(default_factory=list, description="Empty: the baseline.")
     langs: list[str] | None = None
-    group: Group | None = None  # inferred from the tasks when omitted
+    # decided by the training data (xstilts.train.record); a group given here must agree, or
+    # say group_override: true (shown as an override in the report)
+    group: Group | None = None
+    group_override: bool = False
     training: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("tasks", "langs", mode="before")
@@ -70,7 +73,8 @@ class Evaluation(EvalSettings):
     evaluate``'s options), the retrieval tasks, and the layer the report headlines."""
 
     tasks: list[TaskRequest] = Field(min_length=1)
-    report_layer: int | Literal["last"] = "last"
+    # "best": chosen per model on the selection split, every number then from the test split
+    report_layer: int | Literal["last", "best"] = "last"
 
     def settings(self) -> EvalSettings:
         """The evaluation settings alone (what ``xstilts evaluate`` would be given)."""
@@ -78,12 +82,17 @@ class Evaluation(EvalSettings):
 
 
 class ReportOptions(_Strict):
-    """Statistics of the report."""
+    """Statistics of the report (docs/report.md)."""
 
     baseline: str = "baseline"
     bootstrap: int = Field(1000, ge=100)
-    confidence: float = Field(0.95, gt=0.5, lt=1)
+    confidence: float = Field(0.95, gt=0.5, lt=1)  # alpha = 1 - confidence
     seed: int = 0
+    # share of each language's items in the selection split (every "best" is picked there and
+    # reported on the rest); LAReQA/Mewsli-X split by article/document
+    selection_fraction: float = Field(1 / 3, gt=0, lt=1)
+    # two settings' training budgets (examples or tokens) differing by more than this are noted
+    budget_tolerance: float = Field(0.10, ge=0)
 
 
 class ExperimentSpec(_Strict):
@@ -177,7 +186,7 @@ def load_spec(path: str | Path) -> ExperimentSpec:
             raise UsageError(f"{path}: evaluation.tasks[{i}]: {exc}") from None
     ev = spec.evaluation
     listed = isinstance(ev.layers, list) and all(i >= 0 for i in ev.layers)
-    if listed and ev.report_layer not in ("last", *ev.layers):
+    if listed and ev.report_layer not in ("last", "best", *ev.layers):
         raise UsageError(
             f"{path}: evaluation.report_layer {ev.report_layer} is not among "
             f"evaluation.layers {ev.layers}"
@@ -194,8 +203,11 @@ def load_spec(path: str | Path) -> ExperimentSpec:
     return spec
 
 
-def check_spec_models(spec: ExperimentSpec, *, trust_remote_code: bool = False) -> None:
-    """Checks that need the models (their configs only, no weights), before any work.
+def check_spec_models(
+    spec: ExperimentSpec, *, trust_remote_code: bool = False
+) -> dict[str, list[int]]:
+    """Checks that need the models (their configs only, no weights), before any work; returns
+    the hidden-state indices each model will be evaluated at.
 
     Every evaluated layer and the report layer must exist in every model; remote code must be
     allowed on the command line as well as in the spec (a shared spec file alone must not be
@@ -214,8 +226,9 @@ def check_spec_models(spec: ExperimentSpec, *, trust_remote_code: bool = False) 
         )
     ev = spec.evaluation
     wanted = list(ev.layers) if isinstance(ev.layers, list) else []
-    if ev.report_layer != "last":
+    if isinstance(ev.report_layer, int):
         wanted.append(ev.report_layer)
+    layers: dict[str, list[int]] = {}
     for model in spec.models:
         n = resolve_model(model, trust_remote_code=trust_remote_code).num_hidden_states
         bad = [i for i in wanted if not -n <= i < n]
@@ -225,11 +238,13 @@ def check_spec_models(spec: ExperimentSpec, *, trust_remote_code: bool = False) 
                 f"(hidden states 0..{n - 1})"
             )
         evaluated = resolve_layers(ev.layers, n)
-        if ev.report_layer != "last" and ev.report_layer % n not in evaluated:
+        if isinstance(ev.report_layer, int) and ev.report_layer % n not in evaluated:
             raise UsageError(
                 f"spec {spec.name}: evaluation.report_layer {ev.report_layer} is not among the "
                 f"evaluated layers of {model} ({', '.join(map(str, evaluated))})"
             )
+        layers[model] = evaluated
+    return layers
 
 
 def slug(text: str) -> str:

@@ -29,13 +29,14 @@ import pandas as pd
 from xstilts.errors import DataError
 from xstilts.tasks.results import decode_items, encode_items, items_from_json
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: cells.train_record, cells.group_source and cells.leakage
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS cells (
     cell_key TEXT PRIMARY KEY, spec TEXT NOT NULL, model TEXT NOT NULL, setting TEXT NOT NULL,
     grp TEXT NOT NULL, seed INTEGER, tasks TEXT NOT NULL, train_hash TEXT, run_dir TEXT,
-    status TEXT NOT NULL, error TEXT, train_metrics TEXT, updated TEXT NOT NULL);
+    status TEXT NOT NULL, error TEXT, train_metrics TEXT, updated TEXT NOT NULL,
+    train_record TEXT, group_source TEXT, leakage TEXT);
 CREATE TABLE IF NOT EXISTS evals (
     cell_key TEXT NOT NULL, eval_key TEXT NOT NULL, eval_hash TEXT NOT NULL,
     status TEXT NOT NULL, error TEXT, summary TEXT, updated TEXT NOT NULL,
@@ -98,13 +99,16 @@ class ResultStore:
         self.db.execute("PRAGMA journal_mode=WAL")
         with self.db:
             self.db.executescript(_SCHEMA)
+            have = {r[1] for r in self.db.execute("PRAGMA table_info(cells)")}
+            for column in ("train_record", "group_source", "leakage"):  # written by schema 1
+                if column not in have:
+                    self.db.execute(f"ALTER TABLE cells ADD COLUMN {column} TEXT")
             row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-            if row is None:
-                self.db.execute(
-                    "INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-                )
-            else:
+            if row is not None:
                 self._check_version(row[0])
+            self.db.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
 
     def _check_is_store(self) -> None:
         names = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -178,6 +182,13 @@ class ResultStore:
         """``pending``/``training``/``evaluating``/``done``/``failed`` or None if unknown."""
         row = self.db.execute("SELECT status FROM cells WHERE cell_key=?", (cell_key,)).fetchone()
         return row[0] if row else None
+
+    def cell_record(self, cell_key: str) -> dict[str, Any] | None:
+        """The training record stored for a cell (planned or exact), or None."""
+        row = self.db.execute(
+            "SELECT train_record FROM cells WHERE cell_key=?", (cell_key,)
+        ).fetchone()
+        return json.loads(row[0]) if row and row[0] else None
 
     def eval_done(self, cell_key: str, eval_key: str, eval_hash: str) -> bool:
         """Whether this exact evaluation finished (and its rows are complete)."""

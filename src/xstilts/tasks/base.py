@@ -14,7 +14,7 @@ a task's module names it, so adding a task is one module and one registration (M
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from xstilts.tasks.context import EvalContext
 
 Rows = list[dict[str, Any]]
+# per-sentence item kind holding each item's group (a LAReQA article, a Mewsli-X document):
+# held-out selection splits keep a group's items together
+GROUP_KIND = "group"
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,12 @@ class RetrievalTask(ABC):
     @abstractmethod
     def files(self, data_dir: Path, lang: str) -> list[Path]:
         """The files one language needs under ``data_dir`` (for ``xstilts data list``)."""
+
+    @abstractmethod
+    def texts(self, data_dir: Path, langs: list[str]) -> Iterator[str]:
+        """Every text an evaluation of ``langs`` embeds (queries, candidates, both sides of a
+        bitext): what the leakage guard checks training text against, so every task must
+        list them."""
 
     def downloads(self, base_url: str | None, langs: list[str] | None) -> list[Download]:
         """The files ``xstilts data fetch`` downloads for this task (with their checksums)."""

@@ -17,6 +17,7 @@ whole English side (MTEB's older ``BUCC``, protocol ``mteb-v1``).
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -298,6 +299,13 @@ class Bucc2018(RetrievalTask):
             d = data_dir / "bucc2018"
             return [d / f"{lang}-en.dev.{lang}", d / f"{lang}-en.dev.en", d / f"{lang}-en.dev.gold"]
         return [p for triple in found.values() for p in triple if p is not None]
+
+    def texts(self, data_dir: Path, langs: list[str]) -> Iterator[str]:
+        for lang in langs:
+            for name in find_splits(data_dir, lang):
+                split = load_bucc_split(data_dir, lang, name)
+                yield from split.x
+                yield from split.en
 
     def downloads(self, base_url: str | None, langs: list[str] | None) -> list[Download]:
         known = recorded_checksums().get("bucc2018", {})

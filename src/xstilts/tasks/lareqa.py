@@ -9,6 +9,7 @@ candidates (sentence + paragraph) the document prefix.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,14 @@ import numpy as np
 
 from xstilts.data.lareqa import LAREQA_LANGS, lareqa_path, load_lareqa
 from xstilts.retrieval.ranking import average_precisions
-from xstilts.tasks.base import ConsoleTable, Headline, RetrievalTask, Rows, fixed_langs
+from xstilts.tasks.base import (
+    GROUP_KIND,
+    ConsoleTable,
+    Headline,
+    RetrievalTask,
+    Rows,
+    fixed_langs,
+)
 from xstilts.tasks.context import EvalContext
 from xstilts.tasks.results import metric_row
 from xstilts.tasks.views import per_language
@@ -34,6 +42,7 @@ def evaluate_lareqa(ctx: EvalContext) -> tuple[Rows, dict[str, Any]]:
     questions = [data.questions[i] for i in chosen]
     relevant = [data.relevant[i] for i in chosen]
     qlangs = np.array([data.question_langs[i] for i in chosen])
+    articles = np.array([data.question_articles[i] for i in chosen], dtype=np.float32)
     ctx.start_progress(len(questions) + len(candidates), "encoding LAReQA")
     (q,), (c,) = ctx.encode_roles([questions], [candidates])
     ctx.save_embeddings("lareqa.questions", q)
@@ -50,6 +59,8 @@ def evaluate_lareqa(ctx: EvalContext) -> tuple[Rows, dict[str, Any]]:
                     rows.append(metric_row("lareqa", lang, layer, metric, values[mask].mean()))
                     kind = metric.replace("map", "ap")  # per question: ap@20, ap
                     ctx.add_items("lareqa", lang, layer, kind, values[mask])
+                # the article of each question: held-out selection keeps articles together
+                ctx.add_items("lareqa", lang, layer, GROUP_KIND, articles[mask])
     cand_langs = np.array(data.candidate_langs)
     sizes = {
         lang: {
@@ -81,6 +92,15 @@ class Lareqa(RetrievalTask):
 
     def files(self, data_dir: Path, lang: str) -> list[Path]:
         return [lareqa_path(data_dir, lang)]
+
+    def texts(self, data_dir: Path, langs: list[str]) -> Iterator[str]:
+        """The questions of ``langs`` and the whole candidate pool (every language's sentences
+        and paragraphs: the pool is shared)."""
+        data = load_lareqa(data_dir)
+        yield from (q for q, lang in zip(data.questions, data.question_langs, strict=True)
+                    if lang in langs)  # fmt: skip
+        yield from data.sentences
+        yield from dict.fromkeys(data.contexts)
 
     def evaluate(self, ctx: EvalContext) -> tuple[Rows, dict[str, Any]]:
         return evaluate_lareqa(ctx)

@@ -8,6 +8,7 @@ XTREME-R's macro average). The results' ``split`` records which mentions file wa
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,14 @@ import numpy as np
 
 from xstilts.data.mewsli import ENTITY_FILE, MEWSLI_LANGS, load_mewsli, mentions_file, mewsli_dir
 from xstilts.retrieval.ranking import average_precisions
-from xstilts.tasks.base import ConsoleTable, Headline, RetrievalTask, Rows, fixed_langs
+from xstilts.tasks.base import (
+    GROUP_KIND,
+    ConsoleTable,
+    Headline,
+    RetrievalTask,
+    Rows,
+    fixed_langs,
+)
 from xstilts.tasks.context import EvalContext
 from xstilts.tasks.results import metric_row
 from xstilts.tasks.views import per_language
@@ -33,6 +41,7 @@ def evaluate_mewsli(ctx: EvalContext) -> tuple[Rows, dict[str, Any]]:
     ctx.save_embeddings("mewsli-x.entities", e)
     relevant = [np.array([g], dtype=np.int64) for g in data.gold]
     langs = np.array(data.mention_langs)
+    docs = np.array(data.mention_docs, dtype=np.float32)
     rows: list[dict[str, Any]] = []
     with ctx.timing("search"):
         for j, layer in enumerate(ctx.layers):
@@ -45,6 +54,10 @@ def evaluate_mewsli(ctx: EvalContext) -> tuple[Rows, dict[str, Any]]:
                     )
                 )
                 ctx.add_items("mewsli-x", lang, layer, f"ap@{K}", per_mention, split=data.split)
+                # the document of each mention: held-out selection keeps documents together
+                ctx.add_items(
+                    "mewsli-x", lang, layer, GROUP_KIND, docs[langs == lang], split=data.split
+                )
     sizes: dict[str, Any] = {lang: {"mentions": int((langs == lang).sum())} for lang in ctx.langs}
     sizes["candidates"] = {
         "entities": len(data.entities),
@@ -70,6 +83,11 @@ class MewsliX(RetrievalTask):
 
     def files(self, data_dir: Path, lang: str) -> list[Path]:
         return [mentions_file(data_dir)[1], mewsli_dir(data_dir) / ENTITY_FILE]
+
+    def texts(self, data_dir: Path, langs: list[str]) -> Iterator[str]:
+        data = load_mewsli(data_dir, langs)
+        yield from data.mentions
+        yield from data.entities
 
     def evaluate(self, ctx: EvalContext) -> tuple[Rows, dict[str, Any]]:
         return evaluate_mewsli(ctx)

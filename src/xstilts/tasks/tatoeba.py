@@ -12,6 +12,7 @@ document prefix respectively); accuracy plus MTEB's weighted precision/recall/F1
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -160,6 +161,12 @@ class Tatoeba(RetrievalTask):
 
     def files(self, data_dir: Path, lang: str) -> list[Path]:
         return list(tatoeba_paths(data_dir / "tatoeba", to_laser(lang) or lang))
+
+    def texts(self, data_dir: Path, langs: list[str]) -> Iterator[str]:
+        for lang in langs:
+            pair = load_tatoeba(data_dir, lang)
+            yield from pair.x
+            yield from pair.en
 
     def downloads(self, base_url: str | None, langs: list[str] | None) -> list[Download]:
         sums = recorded_checksums()["tatoeba"]
