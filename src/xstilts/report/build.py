@@ -37,15 +37,20 @@ from xstilts.data.language_info import RESOURCE_GROUPS, resource_group, script
 from xstilts.errors import DataError, UsageError
 from xstilts.experiment.spec import ExperimentSpec, ReportOptions, load_spec
 from xstilts.experiment.store import ResultStore
+from xstilts.report import corrections
+from xstilts.report.choices import Comparison, compare_chosen, pick
+from xstilts.report.folds import SELECTION_WHAT, Folds, build_folds
 from xstilts.report.stats import (
     CI,
     bootstrap_replicates,
-    combined_significance,
+    combined_p,
     percentile_ci,
     statistic_value,
     t_interval,
 )
+from xstilts.report.training import TrainingSummary, budget_notes, summaries, training_notes
 from xstilts.tasks import Headline, all_headlines, get_task
+from xstilts.tasks.base import GROUP_KIND
 from xstilts.tasks.results import decode_items, load_results
 
 GROUP_ORDER = ("baseline", "english", "multilingual", "mixed")
@@ -58,16 +63,35 @@ ItemSource = Callable[[str, ItemKey, str], np.ndarray | None]
 
 
 @dataclass
-class LangResult:
-    """One setting in one language: its score (mean over seeds) and the delta vs baseline."""
+class Tested:
+    """A difference with a test: significant when its p-value, corrected for the number of
+    comparisons in its family (:mod:`.corrections`), is below ``alpha``."""
 
-    value: float
-    delta: float | None = None
-    ci: CI | None = None
+    alpha: float = 0.05
+    p_adjusted: float | None = None
+
+    @property
+    def significant(self) -> bool | None:
+        """Significant after correction; None when there is no test (no interval)."""
+        return None if self.p_adjusted is None else self.p_adjusted < self.alpha
 
 
 @dataclass
-class SettingResult:
+class LangResult(Tested):
+    """One setting in one language: its score (mean over seeds) and the delta vs baseline."""
+
+    value: float = 0.0
+    delta: float | None = None
+    ci: CI | None = None
+
+    @property
+    def p_value(self) -> float | None:
+        """The bootstrap p-value of the delta, uncorrected."""
+        return None if self.ci is None else self.ci.p_value
+
+
+@dataclass(kw_only=True)
+class SettingResult(Tested):
     """One setting on one headline metric."""
 
     setting: str
@@ -82,13 +106,19 @@ class SettingResult:
     ci_note: str = ""  # why there is no sentence-level CI
 
     @property
-    def significant(self) -> bool | None:
-        """Significant when every available CI excludes 0; None without a delta or a CI."""
-        return None if self.delta is None else combined_significance(self.ci, self.seed_ci)
+    def p_value(self) -> float | None:
+        """Uncorrected: the larger of the bootstrap and the seed test's p-values (a delta is
+        significant only when both tests reject), None without a delta or any test."""
+        return None if self.delta is None else combined_p(self.ci, self.seed_ci)
+
+    @property
+    def seed_sd(self) -> float | None:
+        """Standard deviation of the score across seeds (None with one seed)."""
+        return float(np.std(self.per_seed, ddof=1)) if len(self.per_seed) > 1 else None
 
 
-@dataclass
-class GroupResult:
+@dataclass(kw_only=True)
+class GroupResult(Tested):
     """Mean delta of one setting over a group of languages (resource level or script)."""
 
     kind: str  # "resource" or "script"
@@ -98,21 +128,10 @@ class GroupResult:
     delta: float
     ci: CI | None
 
-
-@dataclass
-class HeadToHead:
-    """The best setting of one group against the best of another, on one headline metric."""
-
-    a: SettingResult
-    b: SettingResult
-    delta: float  # b.score - a.score
-    ci: CI | None
-    seed_ci: CI | None
-
     @property
-    def significant(self) -> bool | None:
-        """Significant when every available CI excludes 0."""
-        return combined_significance(self.ci, self.seed_ci)
+    def p_value(self) -> float | None:
+        """The bootstrap p-value of the delta, uncorrected."""
+        return None if self.ci is None else self.ci.p_value
 
 
 @dataclass
@@ -128,7 +147,10 @@ class HeadlineResult:
     settings: list[SettingResult]  # the other settings, in display order
     per_layer: pd.DataFrame  # index layer, columns setting: mean over languages and seeds
     groups: list[GroupResult] = field(default_factory=list)
-    english_vs_multilingual: HeadToHead | None = None
+    english_vs_multilingual: Comparison | None = None  # B = English, A = multilingual
+    best: Comparison | None = None  # B = the best setting (chosen on selection), A = baseline
+    reported_on: str = "all sentences"  # "the test split" when the layer was chosen on data
+    mde: float | None = None  # smallest difference the design detects (80% power, corrected)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -155,6 +177,8 @@ class Report:
     results: list[HeadlineResult]
     metrics: pd.DataFrame  # every stored metric row (results.csv)
     notes: list[str] = field(default_factory=list)
+    training: list[TrainingSummary] = field(default_factory=list)  # per trained setting
+    layer_choice: dict[str, str] = field(default_factory=dict)  # model -> how it was chosen
 
 
 # ---------------------------------------------------------------------------- loading
@@ -198,7 +222,18 @@ def _failed(store: Any) -> list[str]:
     return lines
 
 
-def build_report(source: Path, *, layer: int | None = None, bootstrap: int | None = None) -> Report:
+def _options(spec: ExperimentSpec | None, cells: pd.DataFrame, bootstrap: int | None):
+    options = spec.report if spec else ReportOptions(baseline=_infer_baseline(cells))
+    if bootstrap is not None:
+        if bootstrap < 100:
+            raise UsageError(f"--bootstrap {bootstrap}: use at least 100 replicates")
+        options = options.model_copy(update={"bootstrap": bootstrap})
+    return options
+
+
+def build_report(
+    source: Path, *, layer: int | str | None = None, bootstrap: int | None = None
+) -> Report:
     """Read a store (via a spec or directly) and compute every number of the report."""
     store, spec = open_source(source)
     try:
@@ -207,11 +242,7 @@ def build_report(source: Path, *, layer: int | None = None, bootstrap: int | Non
         failed = _failed(store)
         if metrics.empty:
             raise DataError(f"{store.path}: no metrics stored yet (run `xstilts run SPEC` first)")
-        options = spec.report if spec else ReportOptions(baseline=_infer_baseline(cells))
-        if bootstrap is not None:
-            if bootstrap < 100:
-                raise UsageError(f"--bootstrap {bootstrap}: use at least 100 replicates")
-            options = options.model_copy(update={"bootstrap": bootstrap})
+        options = _options(spec, cells, bootstrap)
         order = [s.name for s in spec.settings] if spec else list(dict.fromkeys(cells.setting))
         requested: int | str = (
             layer if layer is not None else (spec.evaluation.report_layer if spec else "last")
@@ -222,20 +253,28 @@ def build_report(source: Path, *, layer: int | None = None, bootstrap: int | Non
 
         results: list[HeadlineResult] = []
         layers: dict[str, int] = {}
+        choice: dict[str, str] = {}
         models = [m for m in (spec.models if spec else []) if m in set(metrics.model)]
         models += sorted(set(metrics.model) - set(models))
         for model in models:
             df = metrics[metrics.model == model]
-            layers[model] = resolve_layer(df, requested, model)
+            if requested == "best":
+                layers[model] = choose_layer(df, items, options, order)
+                choice[model] = f"chosen on {SELECTION_WHAT}; every number from the test split"
+            else:
+                layers[model] = resolve_layer(df, requested, model)
             for headline in all_headlines("xtreme"):
                 res = headline_result(
-                    df, headline, layers[model], items, options, order=order, model=model
-                )
+                    df, headline, layers[model], items, options, order=order, model=model,
+                    test_only=requested == "best",
+                )  # fmt: skip
                 if res is not None:
                     results.append(res)
     finally:
         store.close()
-    notes = [*failed]
+    corrections.apply(results)
+    trained = summaries(cells)
+    notes = [*failed, *training_notes(trained), *budget_notes(trained, options.budget_tolerance)]
     if not results:
         notes.append("no headline metric (protocol xtreme) at the report layer")
     for task in spec.evaluation.tasks if spec else []:
@@ -243,7 +282,43 @@ def build_report(source: Path, *, layer: int | None = None, bootstrap: int | Non
             what = get_task(task.task).describe_subset(task.max_sentences)
             notes.append(f"{task.task} was evaluated on a subset: {what} (max_sentences)")
     title = spec.name if spec else Path(source).stem
-    return Report(title, Path(source), spec, options, layers, results, metrics, notes)
+    return Report(
+        title, Path(source), spec, options, layers, results, metrics, notes, trained, choice
+    )
+
+
+def choose_layer(
+    df: pd.DataFrame, items: ItemSource, options: ReportOptions, order: Sequence[str]
+) -> int:
+    """``report_layer: best``: the layer with the highest mean selection-split score over the
+    headline metrics and every cell (each metric weighted equally)."""
+    best, best_score = None, -math.inf
+    for layer in sorted(int(x) for x in df.layer.unique()):
+        per_metric = []
+        for headline in all_headlines("xtreme"):
+            rows = headline_rows(df, headline)
+            rows = rows[rows.layer == layer]
+            if rows.empty:
+                continue
+            langs, _ = _common_langs(rows)
+            rows = rows[rows.lang.isin(langs)]
+            value = rows.pivot_table(
+                index="cell_key", columns="lang", values="value", aggfunc="first"
+            )
+            arrays, _ = _item_arrays(rows, headline, langs, items, value)
+            folds = _folds(rows, headline, langs, items, arrays, options)
+            if folds is None:
+                raise DataError(
+                    f"report_layer best needs per-sentence items of every cell ({headline.label} "
+                    f"at layer {layer} has none); give a layer instead"
+                )
+            per_metric.append(folds.score("selection", list(value.index), langs))
+        score = float(np.mean(per_metric)) if per_metric else -math.inf
+        if score > best_score:
+            best, best_score = layer, score
+    if best is None:
+        raise DataError("report_layer best: no headline metric is stored")
+    return best
 
 
 def _infer_baseline(cells: pd.DataFrame) -> str:
@@ -319,6 +394,31 @@ def _settings_frame(rows: pd.DataFrame, order: Sequence[str], baseline: str) -> 
     return sorted(out, key=key)
 
 
+def _split_notes(headline: Headline, splits: dict[str, str]) -> list[str]:
+    """What a reader must know about the splits the numbers come from."""
+    notes = []
+    tuning = get_task(headline.task).tuning_splits
+    tuned = sorted(lang for lang, s in splits.items() if s in tuning)
+    other = sorted(lang for lang, s in splits.items() if s != "test" and s not in tuning)
+    if tuned:
+        notes.append(
+            f"{headline.label} for {', '.join(tuned)} is measured on the split its threshold "
+            f"was tuned on ({', '.join(sorted({splits[x] for x in tuned}))}): optimistic"
+        )
+    if other:
+        notes.append(f"{headline.label} for {', '.join(other)} is not from a test split")
+    return notes
+
+
+@dataclass
+class _Scores:
+    """Per (cell, language): the value reported and bootstrap replicates behind it."""
+
+    value: pd.DataFrame  # index cell key, columns language
+    reps: dict[tuple[str, str], np.ndarray]
+    sizes: dict[str, int]
+
+
 def headline_result(
     df: pd.DataFrame,
     headline: Headline,
@@ -328,8 +428,13 @@ def headline_result(
     *,
     order: Sequence[str] = (),
     model: str = "",
+    test_only: bool = False,
 ) -> HeadlineResult | None:
-    """Scores, deltas vs baseline and CIs of one headline metric for one model."""
+    """Scores, deltas vs baseline and CIs of one headline metric for one model.
+
+    ``test_only``: every number from the test split only (the layer was chosen on the
+    selection split, which must then not be reported).
+    """
     all_rows = headline_rows(df, headline)
     rows = all_rows[all_rows.layer == layer]
     if rows.empty:
@@ -343,32 +448,62 @@ def headline_result(
         )
     rows = rows[rows.lang.isin(langs)]
     splits = dict(zip(rows.lang, rows.split, strict=False))
-    tuning = get_task(headline.task).tuning_splits
-    tuned = sorted(lang for lang, s in splits.items() if s in tuning)
-    other = sorted(lang for lang, s in splits.items() if s != "test" and s not in tuning)
-    if tuned:
-        notes.append(
-            f"{headline.label} for {', '.join(tuned)} is measured on the split its threshold "
-            f"was tuned on ({', '.join(sorted({splits[x] for x in tuned}))}): optimistic"
-        )
-    if other:
-        notes.append(f"{headline.label} for {', '.join(other)} is not from a test split")
+    notes += _split_notes(headline, splits)
     value = rows.pivot_table(index="cell_key", columns="lang", values="value", aggfunc="first")
     groups = _settings_frame(rows, order, options.baseline)
-
-    reps, sizes, item_notes = _replicates(rows, headline, langs, items, value, options)
+    arrays, item_notes = _item_arrays(rows, headline, langs, items, value)
     notes += item_notes
+    folds = _folds(rows, headline, langs, items, arrays, options)
+    if test_only and folds is None:
+        raise DataError(
+            f"{headline.label}: report_layer best needs per-sentence items of every cell to "
+            "hold the selection split out; give a layer instead"
+        )
+    scores = (
+        _Scores(
+            pd.DataFrame({x: {c: folds.test.values[(c, x)] for c in value.index} for x in langs}),
+            folds.test.reps,
+            folds.test.sizes,
+        )
+        if test_only and folds is not None
+        else _full_scores(rows, headline, langs, arrays, value, options)
+    )
+    result = _assemble(
+        model, headline, layer, langs, splits, groups, scores, all_rows, options, notes
+    )
+    if test_only:
+        result.reported_on = "the test split"
+    keys_of = {s: [c for c, _ in cells] for s, _, cells in groups}
+    result.english_vs_multilingual = _head_to_head(result, keys_of, folds, scores.reps, options)
+    result.best = _best(result, keys_of, folds, options)
+    return result
 
+
+def _assemble(
+    model: str, headline: Headline, layer: int, langs: list[str], splits: dict[str, str],
+    groups: list[tuple], scores: _Scores, all_rows: pd.DataFrame, options: ReportOptions,
+    notes: list[str],
+) -> HeadlineResult:  # fmt: skip
+    """Every setting's score, its delta vs the baseline with CIs, and the language groups."""
+    alpha = 1 - options.confidence
+    value = scores.value
     results: list[SettingResult] = []
     for setting, group, cells in groups:
         keys = [c for c, _ in cells]
         per_seed = [float(np.mean(value.loc[c, langs].to_numpy())) for c in keys]
         per_lang = {
-            lang: LangResult(float(np.mean(value.loc[keys, lang].to_numpy()))) for lang in langs
+            x: LangResult(alpha=alpha, value=float(np.mean(value.loc[keys, x].to_numpy())))
+            for x in langs
         }
         results.append(
             SettingResult(
-                setting, group, [s for _, s in cells], float(np.mean(per_seed)), per_seed, per_lang
+                alpha=alpha,
+                setting=setting,
+                group=group,
+                seeds=[s for _, s in cells],
+                score=float(np.mean(per_seed)),
+                per_seed=per_seed,
+                per_lang=per_lang,
             )
         )
     base = next((r for r in results if r.setting == options.baseline), None)
@@ -379,19 +514,24 @@ def headline_result(
         base_keys = [c for s, _, cells in groups if s == base.setting for c, _ in cells]
         for res in others:
             keys = [c for s, _, cells in groups if s == res.setting for c, _ in cells]
-            _compare(res, base, keys, base_keys, langs, reps, sizes, options)
+            _compare(res, base, keys, base_keys, langs, scores.reps, scores.sizes, options)
     per_layer = _per_layer(all_rows, [r.setting for r in results])
     result = HeadlineResult(
         model, headline, layer, langs, splits, base, others, per_layer, notes=notes
     )
     if base is not None:
-        result.groups = _group_results(result, groups, reps, options)
-    result.english_vs_multilingual = _head_to_head(result, groups, reps, options)
+        result.groups = _group_results(result, groups, scores.reps, options)
     return result
 
 
 def _stratum_key(headline: Headline, lang: str, split: str) -> str:
     return f"{headline.task}|{lang}|{headline.direction or ''}|{headline.protocol}|{split}"
+
+
+def _fold_key(headline: Headline, lang: str, split: str) -> str:
+    """What seeds the selection split of a stratum: task, language and split only, so that
+    both directions of a Tatoeba pair, and every layer, share the same split."""
+    return f"{headline.task}|{lang}|{split}|selection"
 
 
 def _cell_items(
@@ -405,55 +545,43 @@ def _cell_items(
     return arrays[0] if len(arrays) == 1 else np.stack(arrays, axis=1)  # type: ignore[arg-type]
 
 
-def _replicates(
+def _item_key(rows: pd.DataFrame, headline: Headline, lang: str) -> ItemKey:
+    split = rows[rows.lang == lang].split.iloc[0]
+    layer = int(rows.layer.iloc[0])
+    return (headline.task, lang, layer, headline.direction, headline.protocol, split)
+
+
+def _item_arrays(
     rows: pd.DataFrame,
     headline: Headline,
     langs: list[str],
     items: ItemSource | None,
     value: pd.DataFrame,
-    options: ReportOptions,
-) -> tuple[dict[tuple[str, str], np.ndarray], dict[str, int], list[str]]:
-    """Bootstrap replicates of every (cell, language) whose items are stored and consistent,
-    the number of items per language, and notes on what is missing."""
+) -> tuple[dict[tuple[str, str], np.ndarray], list[str]]:
+    """The per-sentence items of every (cell, language) that are stored and reproduce the
+    stored metric, and notes on what is missing or inconsistent."""
     kinds, statistic = headline.kinds, headline.statistic
-    cells = list(value.index)
-    reps: dict[tuple[str, str], np.ndarray] = {}
-    sizes: dict[str, int] = {}
+    arrays: dict[tuple[str, str], np.ndarray] = {}
     missing: set[str] = set()
     inconsistent: list[str] = []
     for lang in langs:
-        split = rows[rows.lang == lang].split.iloc[0]
-        layer = int(rows.layer.iloc[0])
-        key: ItemKey = (headline.task, lang, layer, headline.direction, headline.protocol, split)
-        have: dict[str, np.ndarray] = {}
-        for cell in cells:
+        key = _item_key(rows, headline, lang)
+        for cell in value.index:
             arr = _cell_items(items, cell, key, kinds) if items is not None and kinds else None
             if arr is None:
                 missing.add(lang)
-                continue
-            stored = float(value.loc[cell, lang])
-            if abs(statistic_value(arr, statistic) - stored) > _ITEM_TOLERANCE:
+            elif abs(statistic_value(arr, statistic) - float(value.loc[cell, lang])) > (
+                _ITEM_TOLERANCE
+            ):
                 inconsistent.append(f"{lang} ({cell})")
-                continue
-            have[cell] = arr
-        if not have:
-            continue
-        lengths = {len(a) for a in have.values()}
-        if len(lengths) != 1:
+            else:
+                arrays[(cell, lang)] = arr
+        lengths = {len(a) for (c, x), a in arrays.items() if x == lang}
+        if len(lengths) > 1:
             raise DataError(
                 f"{headline.task}/{lang}: per-sentence items differ in length across cells "
                 f"({', '.join(map(str, sorted(lengths)))}); the cells did not score the same data"
             )
-        r = bootstrap_replicates(
-            list(have.values()),
-            statistic,
-            n_boot=options.bootstrap,
-            seed=options.seed,
-            key=_stratum_key(headline, lang, split),
-        )
-        for i, cell in enumerate(have):
-            reps[(cell, lang)] = r[i]
-        sizes[lang] = lengths.pop()
     notes = []
     if missing:
         notes.append(
@@ -465,7 +593,57 @@ def _replicates(
             f"{headline.label}: stored items do not reproduce the stored metric for "
             f"{_short(inconsistent)}; no CI is computed from them"
         )
-    return reps, sizes, notes
+    return arrays, notes
+
+
+def _full_scores(
+    rows: pd.DataFrame,
+    headline: Headline,
+    langs: list[str],
+    arrays: dict[tuple[str, str], np.ndarray],
+    value: pd.DataFrame,
+    options: ReportOptions,
+) -> _Scores:
+    """The stored values and bootstrap replicates over every sentence."""
+    reps: dict[tuple[str, str], np.ndarray] = {}
+    sizes: dict[str, int] = {}
+    for lang in langs:
+        have = {c: a for (c, x), a in arrays.items() if x == lang}
+        if not have:
+            continue
+        split = rows[rows.lang == lang].split.iloc[0]
+        r = bootstrap_replicates(
+            list(have.values()), headline.statistic, n_boot=options.bootstrap,
+            seed=options.seed, key=_stratum_key(headline, lang, split),
+        )  # fmt: skip
+        for i, cell in enumerate(have):
+            reps[(cell, lang)] = r[i]
+        sizes[lang] = len(next(iter(have.values())))
+    return _Scores(value, reps, sizes)
+
+
+def _folds(
+    rows: pd.DataFrame,
+    headline: Headline,
+    langs: list[str],
+    items: ItemSource | None,
+    arrays: dict[tuple[str, str], np.ndarray],
+    options: ReportOptions,
+) -> Folds | None:
+    """The selection and test splits (:mod:`.folds`), when every cell has items everywhere."""
+    cells = sorted(set(rows.cell_key))
+    if not langs or any((c, x) not in arrays for c in cells for x in langs):
+        return None
+    groups: dict[str, np.ndarray | None] = {}
+    keys: dict[str, str] = {}
+    for lang in langs:
+        key = _item_key(rows, headline, lang)
+        groups[lang] = items(cells[0], key, GROUP_KIND) if items is not None else None
+        keys[lang] = _fold_key(headline, lang, key[5])
+    return build_folds(
+        arrays, groups, headline.statistic, keys, fraction=options.selection_fraction,
+        seed=options.seed, n_boot=options.bootstrap,
+    )  # fmt: skip
 
 
 def _short(names: list[str], n: int = 8) -> str:
@@ -546,40 +724,84 @@ def _group_results(
                 b = _setting_reps(reps, keys_of[res.setting], x)
                 diffs.append(None if a is None or b is None else b - a)
             ci = _mean_ci(delta, diffs, options, n=len(members))
-            out.append(GroupResult(kind, grp, res.setting, members, delta, ci))
+            out.append(
+                GroupResult(
+                    alpha=1 - options.confidence,
+                    kind=kind,
+                    group=grp,
+                    setting=res.setting,
+                    langs=members,
+                    delta=delta,
+                    ci=ci,
+                )
+            )
     return out
 
 
 def _head_to_head(
     result: HeadlineResult,
-    groups: list[tuple],
+    keys_of: dict[str, list[str]],
+    folds: Folds | None,
     reps: dict[tuple[str, str], np.ndarray],
     options: ReportOptions,
-) -> HeadToHead | None:
-    """Best English setting vs best multilingual setting (chosen on these numbers)."""
-    english = [r for r in result.settings if r.group == "english"]
-    multi = [r for r in result.settings if r.group == "multilingual"]
+) -> Comparison | None:
+    """Best English setting vs best multilingual setting, each picked on the selection split
+    and compared on the test split (:mod:`.choices`)."""
+    by_name = {r.setting: r for r in result.settings}
+    english = [r.setting for r in result.settings if r.group == "english"]
+    multi = [r.setting for r in result.settings if r.group == "multilingual"]
     if not english or not multi:
         return None
-    e = max(english, key=lambda r: r.score)
-    m = max(multi, key=lambda r: r.score)
-    keys_of = {s: [c for c, _ in cells] for s, _, cells in groups}
-    delta = e.score - m.score
+    full = {name: r.score for name, r in by_name.items()}
+    e = pick(english, keys_of, result.languages, folds, full)
+    m = pick(multi, keys_of, result.languages, folds, full)
+    full_cmp = _full_comparison(result, keys_of, reps, by_name[m], by_name[e], options)
+    return compare_chosen(m, e, keys_of, result.languages, folds, full_cmp, options)
+
+
+def _best(
+    result: HeadlineResult,
+    keys_of: dict[str, list[str]],
+    folds: Folds | None,
+    options: ReportOptions,
+) -> Comparison | None:
+    """The setting with the largest gain over the baseline, picked on the selection split and
+    reported (against the baseline) on the test split."""
+    base = result.baseline
+    if base is None or not result.settings:
+        return None
+    full = {r.setting: r.score for r in result.settings}
+    best = pick([r.setting for r in result.settings], keys_of, result.languages, folds, full)
+    chosen = next(r for r in result.settings if r.setting == best)
+    full_cmp = (base.score, chosen.score, chosen.delta or 0.0, chosen.ci, chosen.seed_ci)
+    return compare_chosen(base.setting, best, keys_of, result.languages, folds, full_cmp, options)
+
+
+def _full_comparison(
+    result: HeadlineResult,
+    keys_of: dict[str, list[str]],
+    reps: dict[tuple[str, str], np.ndarray],
+    a: SettingResult,
+    b: SettingResult,
+    options: ReportOptions,
+) -> tuple[float, float, float, CI | None, CI | None]:
+    """B - A on the reported numbers (used when nothing can be held out)."""
+    delta = b.score - a.score
     diffs = []
     for x in result.languages:
-        a, b = (
-            _setting_reps(reps, keys_of[m.setting], x),
-            _setting_reps(reps, keys_of[e.setting], x),
+        ra, rb = (
+            _setting_reps(reps, keys_of[a.setting], x),
+            _setting_reps(reps, keys_of[b.setting], x),
         )
-        diffs.append(None if a is None or b is None else b - a)
+        diffs.append(None if ra is None or rb is None else rb - ra)
     ci = _mean_ci(delta, diffs, options, n=len(result.languages))
-    common = sorted(set(e.seeds) & set(m.seeds) - {None})  # type: ignore[operator]
+    common = sorted(set(b.seeds) & set(a.seeds) - {None})  # type: ignore[operator]
     seed_ci = None
     if len(common) >= 2:
-        e_by = dict(zip(e.seeds, e.per_seed, strict=True))
-        m_by = dict(zip(m.seeds, m.per_seed, strict=True))
-        seed_ci = t_interval([e_by[s] - m_by[s] for s in common], options.confidence)
-    return HeadToHead(m, e, delta, ci, seed_ci)
+        b_by = dict(zip(b.seeds, b.per_seed, strict=True))
+        a_by = dict(zip(a.seeds, a.per_seed, strict=True))
+        seed_ci = t_interval([b_by[s] - a_by[s] for s in common], options.confidence)
+    return a.score, b.score, delta, ci, seed_ci
 
 
 def _per_layer(rows: pd.DataFrame, settings: list[str]) -> pd.DataFrame:
@@ -710,4 +932,5 @@ def compare_results(
             results.append(res)
     if not results:
         raise DataError(f"{path_a}, {path_b}: no comparable headline metric at layer {use}")
+    corrections.apply(results)
     return results, use

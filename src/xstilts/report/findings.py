@@ -1,9 +1,10 @@
 """Findings: deterministic sentences generated from the report's numbers.
 
-Every claim carries its interval, and a difference is called significant only when every
-available interval excludes 0 (:attr:`SettingResult.significant`); a difference without any
-interval (no per-sentence items, one seed) is reported as such, never as significant. Best
-settings are chosen on the same test numbers they are reported on, which the text says.
+Every claim carries its interval, and a difference is called significant only when it stays
+significant after the Holm-Bonferroni correction for the report's comparisons
+(:mod:`.corrections`); a difference without any test (no per-sentence items, one seed) is
+reported as such, never as significant. Every "best" is chosen on the selection split and
+what is said about it comes from the test split (:mod:`.choices`), as the text says.
 
 The number formatting here (percentage points, intervals, significance marks) is shared with
 :mod:`.render`, so a number reads the same in a sentence and in a table.
@@ -11,7 +12,9 @@ The number formatting here (percentage points, intervals, significance marks) is
 
 from __future__ import annotations
 
-from xstilts.report.build import HeadlineResult, Report, SettingResult
+from xstilts.report import corrections
+from xstilts.report.build import HeadlineResult, Report
+from xstilts.report.choices import Comparison
 from xstilts.report.stats import CI
 
 SIG_MARK = "*"
@@ -55,82 +58,93 @@ def delta_cell(delta: float | None, ci: CI | None, significant: bool | None) -> 
 def significance_phrase(significant: bool | None) -> str:
     """How a result's significance is worded."""
     if significant is None:
-        return "no interval available, so no claim of significance"
-    return "significant" if significant else "not significant (the interval includes 0)"
+        return "no test available, so no claim of significance"
+    if significant:
+        return "significant after correction for multiple comparisons"
+    return "not significant after correction for multiple comparisons"
 
 
-def _cis(res: SettingResult) -> str:
-    parts = [ci_text(c) for c in (res.ci, res.seed_ci) if c is not None]
-    return "; ".join(parts) if parts else f"no CI: {res.ci_note or 'no items stored'}"
+def _cis(ci: CI | None, seed_ci: CI | None, note: str = "") -> str:
+    parts = [ci_text(c) for c in (ci, seed_ci) if c is not None]
+    return "; ".join(parts) if parts else f"no CI: {note or 'no items stored'}"
 
 
 def _langs(pairs: list[tuple[str, float]], n: int = 5) -> str:
     return ", ".join(f"{lang} {pts(d)}" for lang, d in pairs[:n])
 
 
-def headline_findings(res: HeadlineResult, *, prefix: str = "") -> list[str]:
-    """Sentences about one headline metric: best setting, its languages, English vs
-    multilingual, resource groups, seeds."""
-    label = f"{prefix}{res.headline.label} (layer {res.layer})"
-    out: list[str] = []
-    if res.baseline is None or not res.settings:
-        return out
-    base = res.baseline
-    best = max(res.settings, key=lambda r: r.delta if r.delta is not None else float("-inf"))
-    assert best.delta is not None
+def _where(c: Comparison) -> str:
+    if c.reported_on == "the test split":
+        return "picked on the selection split, measured on the test split"
+    return "picked and measured on the same numbers (nothing could be held out)"
+
+
+def _best_findings(res: HeadlineResult, label: str) -> list[str]:
+    """The best setting (picked on selection) against the baseline, and its languages."""
+    best, base = res.best, res.baseline
+    if best is None or base is None:
+        return []
     head = (
-        f"{label}: {best.setting} ({best.group}) scores {pct(best.score)} vs "
-        f"{pct(base.score)} for the baseline, {pts(best.delta)} points ({_cis(best)})"
+        f"{label}: the best setting, {best.b} ({_where(best)}), scores {pct(best.b_score)} vs "
+        f"{pct(best.a_score)} for the baseline, {pts(best.delta)} points "
+        f"({_cis(best.ci, best.seed_ci)})"
     )
     if best.significant and best.delta > 0:
-        out.append(f"{head}: the largest gain, and significant.")
+        out = [f"{head}: a gain, {significance_phrase(True)}."]
     elif best.delta > 0:
-        out.append(
-            f"{head}: the largest gain, but {significance_phrase(best.significant)}; no "
-            "setting is shown to beat the baseline."
-        )
+        out = [f"{head}: {significance_phrase(best.significant)}; no setting is shown to beat "
+               "the baseline."]  # fmt: skip
     else:
-        out.append(f"{head}: no setting improves on the baseline.")
+        out = [f"{head}: no setting improves on the baseline."]
+    chosen = next(r for r in res.settings if r.setting == best.b)
+    with_test = [(x, lr) for x, lr in chosen.per_lang.items() if lr.significant is not None]
+    if len(res.languages) > 1 and with_test:
+        gains = sorted(
+            [(x, lr.delta or 0.0) for x, lr in with_test if lr.significant and (lr.delta or 0) > 0],
+            key=lambda t: -t[1],
+        )
+        losses = sorted(
+            [(x, lr.delta or 0.0) for x, lr in with_test if lr.significant and (lr.delta or 0) < 0],
+            key=lambda t: t[1],
+        )
+        text = (
+            f"{label}: {best.b} is significantly better in {len(gains)} of {len(with_test)} "
+            "languages"
+        )
+        text += f" (largest: {_langs(gains)})" if gains else ""
+        text += f" and significantly worse in {len(losses)}"
+        text += f" ({_langs(losses)})" if losses else ""
+        out.append(text + " (all sentences, Holm over the languages).")
+    return out
+
+
+def headline_findings(res: HeadlineResult, *, prefix: str = "") -> list[str]:
+    """Sentences about one headline metric: best setting, its languages, English vs
+    multilingual, resource groups, seeds, what the design can detect."""
+    label = f"{prefix}{res.headline.label} (layer {res.layer})"
+    if res.baseline is None or not res.settings:
+        return []
+    out = _best_findings(res, label)
     worse = [r.setting for r in res.settings if r.significant and (r.delta or 0) < 0]
     if worse:
         out.append(f"{label}: significantly worse than the baseline: {', '.join(worse)}.")
-    if len(res.languages) > 1:
-        with_ci = [
-            (x, lr.delta, lr.ci)
-            for x, lr in best.per_lang.items()
-            if lr.ci is not None and lr.delta is not None
-        ]
-        if with_ci:
-            gains = sorted([(x, d) for x, d, ci in with_ci if ci.low > 0], key=lambda t: -t[1])
-            losses = sorted([(x, d) for x, d, ci in with_ci if ci.high < 0], key=lambda t: t[1])
-            text = (
-                f"{label}: {best.setting} is significantly better in {len(gains)} of "
-                f"{len(with_ci)} languages"
-            )
-            text += f" (largest: {_langs(gains)})" if gains else ""
-            text += f" and significantly worse in {len(losses)}"
-            text += f" ({_langs(losses)})" if losses else ""
-            out.append(text + " (per-language paired bootstrap).")
-        else:
-            out.append(f"{label}: no per-language intervals (no per-sentence items stored).")
     h2h = res.english_vs_multilingual
     if h2h is not None:
-        e, m = h2h.b, h2h.a
         side = "ahead of" if h2h.delta > 0 else ("behind" if h2h.delta < 0 else "level with")
-        cis = "; ".join(ci_text(c) for c in (h2h.ci, h2h.seed_ci) if c is not None) or "no CI"
         out.append(
-            f"{label}: the best English setting, {e.setting} ({pct(e.score)}), is {side} the "
-            f"best multilingual setting, {m.setting} ({pct(m.score)}), by {pts(h2h.delta)} "
-            f"points ({cis}): {significance_phrase(h2h.significant)}. Both were picked as "
-            "the best of their group on these test numbers."
+            f"{label}: the best English setting, {h2h.b} ({pct(h2h.b_score)}), is {side} the "
+            f"best multilingual setting, {h2h.a} ({pct(h2h.a_score)}), by {pts(h2h.delta)} "
+            f"points ({_cis(h2h.ci, h2h.seed_ci)}): {significance_phrase(h2h.significant)}. "
+            f"Both were {_where(h2h)}."
         )
-    groups = [g for g in res.groups if g.setting == best.setting and g.kind == "resource"]
+    best = res.best.b if res.best else None
+    groups = [g for g in res.groups if g.setting == best and g.kind == "resource"]
     if len(groups) > 1:
         parts = [
             f"{g.group} {pts(g.delta)} ({len(g.langs)} lang., {ci_text(g.ci, bare=True)})"
             for g in groups
         ]
-        out.append(f"{label}: {best.setting}'s mean gain by resource group: {'; '.join(parts)}.")
+        out.append(f"{label}: {best}'s mean gain by resource group: {'; '.join(parts)}.")
     for r in res.settings:
         if r.seed_ci is not None and r.ci is not None and r.ci.significant != r.seed_ci.significant:
             stable = "across seeds" if r.seed_ci.significant else "over sentences"
@@ -140,6 +154,11 @@ def headline_findings(res: HeadlineResult, *, prefix: str = "") -> list[str]:
                 f"not {unstable} ({ci_text(r.ci)}; {ci_text(r.seed_ci)}), so it is not "
                 "called significant."
             )
+    if res.mde is not None:
+        out.append(
+            f"{label}: with this design a difference smaller than {pts(res.mde).lstrip('+')} "
+            "points cannot be told from noise (80% power, corrected level)."
+        )
     if res.tuned_split:
         out.append(
             f"{label}: some numbers come from the split the decision threshold was tuned on, "
@@ -154,13 +173,13 @@ def findings(report: Report) -> list[str]:
     out: list[str] = []
     for res in report.results:
         out += headline_findings(res, prefix=f"{res.model}, " if several else "")
-    tests = sum(1 for res in report.results for r in res.settings if r.significant is not None)
-    if tests > 1:
-        alpha = 1 - report.options.confidence
+    tests = len([t for t in corrections.headline_family(report.results) if t.p_value is not None])
+    if tests:
         out.append(
-            f"{tests} setting-vs-baseline comparisons are each tested at "
-            f"{conf_label(report.options.confidence)} confidence without a multiple-comparison "
-            f"correction: with no real effect anywhere about {tests * alpha:.1f} of them would "
-            "still look significant."
+            f"Significance: the report's {tests} comparisons (each setting against the baseline, "
+            "English against multilingual, the best setting against the baseline, on every "
+            "metric) are corrected together with Holm-Bonferroni at "
+            f"{conf_label(report.options.confidence)}; per-language differences are corrected "
+            "within each setting and metric."
         )
     return out

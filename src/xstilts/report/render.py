@@ -33,6 +33,8 @@ from xstilts.report.findings import (
     pct,
     pts,
 )
+from xstilts.report.folds import SELECTION_WHAT
+from xstilts.train.record import MULTILINGUAL_SHARE
 
 # ---------------------------------------------------------------------------- blocks
 
@@ -93,7 +95,8 @@ def _cell(delta: float | None, ci, significant: bool | None) -> Cell:
 
 
 def summary_table(results: Sequence[HeadlineResult]) -> Table:
-    """One row per setting: group, seeds, and per headline its score and delta [CI]."""
+    """One row per setting: group, seeds, and per headline its score and delta [CI] (starred
+    when significant after the multiple-comparison correction)."""
     header = ["setting", "group", "seeds"]
     for res in results:
         header += [f"{res.headline.label}", "Δ vs baseline"]
@@ -115,7 +118,8 @@ def summary_table(results: Sequence[HeadlineResult]) -> Table:
 
 
 def head_to_head_table(results: Sequence[HeadlineResult]) -> Table | None:
-    """Best English vs best multilingual setting per headline metric."""
+    """Best English vs best multilingual setting per headline metric: each chosen on the
+    selection split, scores and difference on the split named in the last column."""
     rows = []
     for res in results:
         h = res.english_vs_multilingual
@@ -125,18 +129,56 @@ def head_to_head_table(results: Sequence[HeadlineResult]) -> Table | None:
         rows.append(
             [
                 Cell(res.headline.label),
-                Cell(h.b.setting),
-                Cell(pct(h.b.score)),
-                Cell(h.a.setting),
-                Cell(pct(h.a.score)),
+                Cell(h.b),
+                Cell(pct(h.b_score)),
+                Cell(h.a),
+                Cell(pct(h.a_score)),
                 Cell(pts(h.delta) + (f" {SIG_MARK}" if h.significant else ""), bool(h.significant)),
                 Cell(cis),
+                Cell(f"chosen on {_short_split(h.selected_on)}, reported on {h.reported_on}"),
             ]
         )
     if not rows:
         return None
-    header = ["metric", "best English", "score", "best multilingual", "score", "Δ (E − M)", "CI"]
+    header = [
+        "metric", "best English", "score", "best multilingual", "score", "Δ (E − M)", "CI",
+        "selection",
+    ]  # fmt: skip
     return Table(header, rows)
+
+
+def _short_split(selected_on: str) -> str:
+    return "the selection split" if selected_on.startswith("the selection split") else selected_on
+
+
+def training_table(report: Report) -> Table | None:
+    """What every trained setting trained on: group and its source, examples per language,
+    and the budget spent (task examples, tokens, optimizer steps, epochs per task, MLM)."""
+    if not report.training:
+        return None
+    rows = []
+    for t in report.training:
+        source = {"data": "from data", "override": "spec override", "name": "task names"}
+        group = f"{t.group} ({source.get(t.group_source, t.group_source)})"
+        share = "-" if t.english_share is None else f"{100 * t.english_share:.0f}%"
+        epochs = ", ".join(f"{task} {e:.1f}" for task, e in t.epochs.items()) or "-"
+        rows.append(
+            [
+                Cell(t.setting), Cell(group), Cell(share),
+                Cell(("expected " if t.planned else "") + t.langs_text()),
+                Cell(_count(t.examples)), Cell(_count(t.tokens)), Cell(_count(t.steps)),
+                Cell(epochs), Cell(_count(t.mlm_examples)),
+            ]
+        )  # fmt: skip
+    header = [
+        "setting", "group", "English", "examples by language", "examples", "tokens", "steps",
+        "epochs per task", "MLM examples",
+    ]  # fmt: skip
+    return Table(header, rows)
+
+
+def _count(value: float | None) -> str:
+    return "-" if not value else f"{value:,.0f}"
 
 
 def per_language_table(res: HeadlineResult) -> Table:
@@ -154,8 +196,7 @@ def per_language_table(res: HeadlineResult) -> Table:
         ]
         for r in res.settings:
             lr = r.per_lang[lang]
-            sig = lr.ci.significant if lr.ci is not None else None
-            row.append(_cell(lr.delta, lr.ci, sig))
+            row.append(_cell(lr.delta, lr.ci, lr.significant))
         rows.append(row)
     return Table(header, rows)
 
@@ -185,25 +226,27 @@ def group_table(res: HeadlineResult) -> Table | None:
         row = [Cell(kind), Cell(name), Cell(str(len(first.langs)))]
         for s in settings:
             g = by[(kind, grp, s)]
-            row.append(_cell(g.delta, g.ci, g.ci.significant if g.ci else None))
+            row.append(_cell(g.delta, g.ci, g.significant))
         rows.append(row)
     return Table(["grouping", "group", "languages", *settings], rows)
 
 
 def seeds_table(results: Sequence[HeadlineResult]) -> Table | None:
-    """Settings with several seeds: per-seed scores and the t-interval over seeds."""
+    """Settings with several seeds: per-seed scores, their spread, and the t-interval over
+    seeds (starred when the setting's delta is significant after correction)."""
     rows = []
     for res in results:
         for r in res.settings:
             if len(r.seeds) < 2:
                 continue
             per_seed = ", ".join(f"{s}: {pct(v)}" for s, v in zip(r.seeds, r.per_seed, strict=True))
-            sig = r.seed_ci.significant if r.seed_ci else None
+            sig = r.significant
             rows.append(
                 [
                     Cell(res.headline.label),
                     Cell(r.setting),
                     Cell(per_seed),
+                    Cell(pts(r.seed_sd).lstrip("+") if r.seed_sd is not None else "-"),
                     Cell(pts(r.delta)),
                     Cell(
                         ci_text(r.seed_ci, bare=True) + (f" {SIG_MARK}" if sig else ""), bool(sig)
@@ -212,7 +255,8 @@ def seeds_table(results: Sequence[HeadlineResult]) -> Table | None:
             )
     if not rows:
         return None
-    return Table(["metric", "setting", "score per seed", "mean Δ", "t-interval over seeds"], rows)
+    header = ["metric", "setting", "score per seed", "sd", "mean Δ", "t-interval over seeds"]
+    return Table(header, rows)
 
 
 # ---------------------------------------------------------------------------- layout
@@ -233,10 +277,7 @@ def _plots(res: HeadlineResult, plot_dir: Path) -> dict[str, Path]:
             [[r.per_lang[x].delta for x in res.languages] for r in res.settings], dtype=float
         )
         sig = np.array(
-            [
-                [bool(r.per_lang[x].ci and r.per_lang[x].ci.significant) for x in res.languages]
-                for r in res.settings
-            ]
+            [[bool(r.per_lang[x].significant) for x in res.languages] for r in res.settings]
         )
         out["heatmap"] = plots.heatmap(
             plot_dir / f"{stem}-heatmap.png",
@@ -289,9 +330,48 @@ def _intro(report: Report) -> list[Block]:
             f"{conf_label(opts.confidence)} interval: a paired bootstrap over sentences "
             f"({opts.bootstrap} replicates, stratified by language, seed {opts.seed}) and, for "
             f"settings with several seeds, a t-interval over seeds. {SIG_MARK} marks a "
-            "difference whose every available interval excludes 0."
+            "difference that stays significant after Holm-Bonferroni correction for the "
+            "number of comparisons (its p-value is the larger of the bootstrap's and the "
+            "seeds' t-test's); the intervals themselves are uncorrected. Every 'best' is "
+            f"chosen on {SELECTION_WHAT} and reported on the rest."
         ),
+        *_layer_para(report),
     ]
+
+
+def _layer_para(report: Report) -> list[Block]:
+    return [Para(f"Report layer of {m}: {how}.") for m, how in report.layer_choice.items()]
+
+
+def _design(report: Report) -> list[Block]:
+    """What each setting trained on, and what differences the design can detect."""
+    b: list[Block] = []
+    table = training_table(report)
+    if table is not None:
+        b += [
+            Heading(2, "What each setting trained on"),
+            Para(
+                "Groups come from the rows trained on (every example English: english; at least "
+                f"{100 * MULTILINGUAL_SHARE:.0f}% not English: multilingual; otherwise mixed), "
+                "counting the auxiliary MLM text; examples and tokens are task batches drawn "
+                "(mean over seeds), epochs the passes over each task's training rows."
+            ),
+            table,
+        ]
+    mdes = [(res, res.mde) for res in report.results if res.mde is not None]
+    if mdes:
+        items = [
+            f"{_title(res, len(report.layers) > 1)}: {pts(m).lstrip('+')} points" for res, m in mdes
+        ]
+        b += [
+            Heading(2, "Smallest detectable difference"),
+            Para(
+                "With 80% power at the most stringent corrected level, differences smaller "
+                "than these are not evidence either way (docs/report.md):"
+            ),
+            Bullets(items),
+        ]
+    return b
 
 
 def _summary(report: Report, several: bool) -> list[Block]:
@@ -305,9 +385,9 @@ def _summary(report: Report, several: bool) -> list[Block]:
         b.append(Heading(2, "English vs multilingual intermediate tasks"))
         b.append(
             Para(
-                "The best English setting against the best multilingual setting on each metric "
-                "(each picked as the best of its group on these test numbers); Δ = English − "
-                "multilingual."
+                "The best English setting against the best multilingual setting on each metric: "
+                "each picked as the best of its group on the selection split, their scores and "
+                "difference reported on the test split (Δ = English − multilingual)."
             )
         )
         b.append(h2h)
@@ -384,6 +464,7 @@ def layout(report: Report, plot_dir: Path) -> Document:
         Heading(1, doc.title),
         *_intro(report),
         *_summary(report, several),
+        *_design(report),
         *_per_result(report, plots, several),
         *_groups(report, plots, several),
         *_closing(report),
@@ -496,7 +577,11 @@ def summary_frame(report: Report) -> pd.DataFrame:
                     "delta": r.delta,
                     **_ci_cols("ci", r.ci),
                     **_ci_cols("seed_ci", r.seed_ci),
+                    "seed_sd": r.seed_sd,
+                    "p_value": r.p_value,
+                    "p_holm": r.p_adjusted,
                     "significant": r.significant,
+                    "reported_on": res.reported_on,
                 }
             )
     return pd.DataFrame(rows)
@@ -519,6 +604,9 @@ def per_language_frame(report: Report) -> pd.DataFrame:
                         "value": lr.value,
                         "delta": lr.delta,
                         **_ci_cols("ci", lr.ci),
+                        "p_value": lr.p_value,
+                        "p_holm": lr.p_adjusted,
+                        "significant": lr.significant,
                     }
                 )
     return pd.DataFrame(rows)

@@ -52,10 +52,14 @@ class CI:
     method: str  # "bootstrap" (over sentences) or "t" (over seeds)
     n: int  # sentences (summed over strata) or seeds
     n_boot: int = 0  # bootstrap replicates (0 for the t-interval)
+    p_value: float | None = None  # two-sided, uncorrected (see bootstrap_p / t_p)
+    se: float | None = None  # standard error of the estimate (replicate sd, or sd/sqrt(k))
 
     @property
     def significant(self) -> bool:
-        """True when the interval excludes 0 (a NaN interval is never significant)."""
+        """True when the interval excludes 0 (a NaN interval is never significant); this is
+        the uncorrected test: reports star only what survives the multiple-comparison
+        correction (:func:`holm`)."""
         return bool(self.low > 0 or self.high < 0)
 
 
@@ -141,11 +145,28 @@ def bootstrap_replicates(
     return out
 
 
+def bootstrap_p(estimate: float, reps: np.ndarray) -> float:
+    """Two-sided p-value of "the difference is 0" from the bootstrap standard error (a Wald
+    test, ``erfc(|d| / (se * sqrt(2)))``). Counting replicates on either side of 0 cannot go
+    below ``2 / (B + 1)``, too coarse once a family of comparisons is corrected; the normal
+    approximation is smooth and agrees with the count where the count has resolution."""
+    reps = np.asarray(reps, dtype=np.float64)
+    se = float(np.std(reps, ddof=1)) if len(reps) > 1 else 0.0
+    if se == 0.0:
+        return 1.0 if estimate == 0 else 0.0
+    return float(math.erfc(abs(estimate) / (se * math.sqrt(2))))
+
+
 def percentile_ci(estimate: float, reps: np.ndarray, confidence: float, *, n: int) -> CI:
-    """Percentile interval of replicate differences around the original-data estimate."""
+    """Percentile interval of replicate differences around the original-data estimate, with
+    its bootstrap p-value and standard error."""
     alpha = 1.0 - confidence
     low, high = np.quantile(reps, [alpha / 2, 1 - alpha / 2])
-    return CI(float(estimate), float(low), float(high), confidence, "bootstrap", n, len(reps))
+    return CI(
+        float(estimate), float(low), float(high), confidence, "bootstrap", n, len(reps),
+        p_value=bootstrap_p(estimate, reps),
+        se=float(np.std(reps, ddof=1)) if len(reps) > 1 else None,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -236,8 +257,14 @@ def t_interval(values: Sequence[float], confidence: float = 0.95) -> CI | None:
     if k < 2:
         return None
     mean = float(x.mean())
-    half = t_quantile(confidence, k - 1) * float(x.std(ddof=1)) / math.sqrt(k)
-    return CI(mean, mean - half, mean + half, confidence, "t", k)
+    se = float(x.std(ddof=1)) / math.sqrt(k)
+    half = t_quantile(confidence, k - 1) * se
+    p = (
+        1.0
+        if se == 0 and mean == 0
+        else (0.0 if se == 0 else 1 - _t_two_sided(abs(mean) / se, k - 1))
+    )
+    return CI(mean, mean - half, mean + half, confidence, "t", k, p_value=float(p), se=se)
 
 
 def combined_significance(*cis: CI | None) -> bool | None:
@@ -246,3 +273,57 @@ def combined_significance(*cis: CI | None) -> bool | None:
     if not present:
         return None
     return all(ci.significant for ci in present)
+
+
+def combined_p(*cis: CI | None) -> float | None:
+    """One p-value for a comparison with several intervals: the largest (an intersection-union
+    test: the difference counts only when every available test rejects); None without any."""
+    ps = [ci.p_value for ci in cis if ci is not None and ci.p_value is not None]
+    return max(ps) if ps else None
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values (step-down; controls the family-wise error rate for
+    any dependence between the tests). Reject where the adjusted p is below alpha."""
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted = [0.0] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def normal_quantile(q: float) -> float:
+    """The standard normal quantile (Acklam's rational approximation, |error| < 1.2e-9)."""
+    if not 0 < q < 1:
+        raise ValueError("q must lie in (0, 1)")
+    a = (-39.69683028665376, 220.9460984245205, -275.9285104469687, 138.357751867269,
+         -30.66479806614716, 2.506628277459239)  # fmt: skip
+    b = (-54.47609879822406, 161.5858368580409, -155.6989798598866, 66.80131188771972,
+         -13.28068155288572)  # fmt: skip
+    c = (-0.007784894002430293, -0.3223964580411365, -2.400758277161838, -2.549732539343734,
+         4.374664141464968, 2.938163982698783)  # fmt: skip
+    d = (0.007784695709041462, 0.3224671290700398, 2.445134137142996, 3.754408661907416)
+    if q < 0.02425:
+        t = math.sqrt(-2 * math.log(q))
+        return (((((c[0] * t + c[1]) * t + c[2]) * t + c[3]) * t + c[4]) * t + c[5]) / (
+            (((d[0] * t + d[1]) * t + d[2]) * t + d[3]) * t + 1
+        )
+    if q > 1 - 0.02425:
+        return -normal_quantile(1 - q)
+    r = q - 0.5
+    t = r * r
+    return (
+        (((((a[0] * t + a[1]) * t + a[2]) * t + a[3]) * t + a[4]) * t + a[5])
+        * r
+        / (((((b[0] * t + b[1]) * t + b[2]) * t + b[3]) * t + b[4]) * t + 1)
+    )
+
+
+def minimum_detectable_effect(se: float, alpha: float, power: float = 0.8) -> float:
+    """The smallest true difference a two-sided test at level ``alpha`` detects with
+    probability ``power`` when the estimate's standard error is ``se``:
+    ``(z_{1-alpha/2} + z_power) * se`` (0.8 power, alpha 0.05: 2.8 standard errors)."""
+    return (normal_quantile(1 - alpha / 2) + normal_quantile(power)) * se
