@@ -280,3 +280,21 @@ def test_report_shows_groups_budgets_selection_and_corrected_significance(tmp_pa
     assert "Holm-Bonferroni" in md and "## Smallest detectable difference" in md
     summary = pd.read_csv(paths["summary"])
     assert {"p_value", "p_holm", "significant", "seed_sd"} <= set(summary.columns)
+
+
+# ------------------------------------------------------------------ one layer parser
+
+
+def test_layers_last_in_a_spec_is_the_last_hidden_state_as_on_the_command_line(tmp_path):
+    from xstilts.experiment.spec import check_spec_models
+    from xstilts.layers import parse_layers, resolve_layers
+
+    doc = spec_doc([])
+    doc["evaluation"]["layers"] = "last"
+    spec = load_spec(write_spec(tmp_path / "s.yaml", doc))
+    evaluated = check_spec_models(spec)["builtin:tiny-random-xlmr"]
+    cli = resolve_layers(parse_layers("last", option="--layer"), 3)
+    assert evaluated == cli == [2]  # the tiny model's hidden states are 0..2
+    doc["evaluation"]["layers"] = "1,last"
+    spec = load_spec(write_spec(tmp_path / "s.yaml", doc))
+    assert check_spec_models(spec)["builtin:tiny-random-xlmr"] == [1, 2]
