@@ -315,12 +315,22 @@ def _plots(res: HeadlineResult, plot_dir: Path) -> dict[str, Path]:
     return out
 
 
+def _shown_path(path: Path) -> str:
+    """The store's path relative to the working directory when it lies below it, so a report
+    rewritten from the same store elsewhere is byte-identical except its date."""
+    resolved = Path(path).resolve()
+    try:
+        return str(resolved.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(resolved)
+
+
 def _intro(report: Report) -> list[Block]:
     opts = report.options
     layers = ", ".join(f"{m or 'model'}: {lay}" for m, lay in report.layers.items())
     return [
         Para(
-            f"Source: {report.source}. Report layer (hidden-state index, 0 = embeddings): "
+            f"Source: {_shown_path(report.source)}. Report layer (hidden-state index, 0 = embeddings): "
             f"{layers}. Baseline: {opts.baseline}. Generated {dt.date.today().isoformat()} by "
             f"xstilts {__version__}."
         ),
