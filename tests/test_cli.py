@@ -161,7 +161,11 @@ def test_evaluate_bucc_applies_the_dev_threshold_to_test(
         ("badgold", ["--task", "bucc2018", "--langs", "zh"], ["zh-en.dev.gold:1", "'zh-404'"]),
         ("ok", ["--task", "tatoeba", "--langs", "de", "--layer", "9"], ["layer 9 out of range"]),
         ("ok", ["--task", "tatoeba", "--langs", "de", "--layer", "x"], ["--layer"]),
-        ("ok", ["--task", "lareqa", "--max-sentences", "5"], ["applies to tatoeba and bucc2018"]),
+        (
+            "ok",
+            ["--task", "mewsli-x", "--max-sentences", "5"],
+            ["applies to tatoeba, bucc2018 and lareqa"],
+        ),
         (
             "ok",
             ["--task", "tatoeba", "--max-sentences", "0"],

@@ -75,8 +75,8 @@ def base_doc(model: str = "builtin:tiny-random-xlmr") -> dict:
         (lambda d: d["settings"][1].update(colour="red"), "settings[1].colour"),
         (lambda d: d["training"].update(sampling="random"), "sampling"),
         (
-            lambda d: d["evaluation"]["tasks"].append({"task": "lareqa", "max_sentences": 9}),
-            "evaluation.tasks[1]: --max-sentences applies to tatoeba and bucc2018 only",
+            lambda d: d["evaluation"]["tasks"].append({"task": "mewsli-x", "max_sentences": 9}),
+            "evaluation.tasks[1]: --max-sentences applies to tatoeba, bucc2018 and lareqa only",
         ),
         (
             lambda d: d["evaluation"]["tasks"].append({"task": "tatoebaa"}),

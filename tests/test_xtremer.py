@@ -133,6 +133,23 @@ def test_lareqa_pool_on_the_real_data(data_dir):
     assert text.startswith(d.sentences[en_answer] + " ") and "\n" not in text
 
 
+def test_lareqa_subset_keeps_whole_articles_in_every_language(data_dir):
+    full = load_lareqa(data_dir)
+    sub = full.head(100)
+    n_en = sub.question_langs.count("en")
+    assert n_en >= 100 and n_en < 300  # whole articles: at least 100 questions, not many more
+    assert {sub.question_langs.count(x) for x in LAREQA_LANGS} == {n_en}  # parallel
+    kept = set(sub.question_articles)
+    assert kept == set(sub.candidate_articles) and kept == set(full.question_articles[:100])
+    assert len(sub.sentences) < len(full.sentences) / 3
+    for i in (0, 57, len(sub.questions) - 1):  # relevant sets point at the same sentences
+        j = full.question_ids.index(sub.question_ids[i])  # same id: the same 11 answers
+        assert sorted(sub.sentences[c] for c in sub.relevant[i]) == sorted(
+            full.sentences[c] for c in full.relevant[j]
+        )
+        assert len(sub.relevant[i]) == 11
+
+
 def test_lareqa_end_to_end_on_a_tiny_model(tiny_model, data_dir, tmp_path, capsys, monkeypatch):
     write_xquad_r(tmp_path, data_dir)
     out, emb = tmp_path / "lareqa.json", tmp_path / "emb"
@@ -189,6 +206,39 @@ def test_lareqa_end_to_end_on_a_tiny_model(tiny_model, data_dir, tmp_path, capsy
         stored = df[(df.layer == 2) & (df.metric == metric)].set_index("lang").value
         for lang in LAREQA_LANGS:
             assert stored[lang] == pytest.approx(ap[langs == lang].mean(), abs=1e-6)
+
+
+def test_lareqa_document_length_and_subset(tiny_model, data_dir, tmp_path, capsys, monkeypatch):
+    """--doc-max-length cuts the candidates only (XTREME-R's 92-token candidates); the
+    questions' embeddings do not change. --max-sentences is accepted for LAReQA (whole
+    articles: tested on the real data above)."""
+    write_xquad_r(tmp_path, data_dir)
+    embs = {}
+    for name, extra in {"full": [], "cut": ["--doc-max-length", "8"]}.items():
+        out, emb = tmp_path / f"{name}.json", tmp_path / name
+        args = ["evaluate", "--model", str(tiny_model), "--task", "lareqa", "--layer", "last",
+                "--dtype", "fp32", "--data-dir", str(tmp_path), "--out", str(out),
+                "--save-embeddings", str(emb), "--no-cache", *extra]  # fmt: skip
+        code, _, stderr = run_cli(args, capsys, monkeypatch)
+        assert code == 0, stderr
+        embs[name] = {
+            side: np.load(emb / f"lareqa.{side}.layer02.npy")
+            for side in ("questions", "candidates")
+        }
+        embs[name]["settings"] = json.loads(out.read_text())["settings"]
+    assert embs["cut"]["settings"]["doc_max_length"] == 8
+    # equal up to batching (the full run encodes both sides in one call, the cut one in two)
+    assert np.allclose(embs["full"]["questions"], embs["cut"]["questions"], atol=1e-5)
+    assert not np.allclose(embs["full"]["candidates"], embs["cut"]["candidates"])
+    out = tmp_path / "sub.json"
+    args = ["evaluate", "--model", str(tiny_model), "--task", "lareqa", "--layer", "last",
+            "--dtype", "fp32", "--data-dir", str(tmp_path), "--out", str(out),
+            "--max-sentences", "3"]  # fmt: skip
+    code, _, stderr = run_cli(args, capsys, monkeypatch)
+    assert code == 0, stderr
+    res = json.loads(out.read_text())
+    # the fixture's paragraphs are all of one article, so the subset is that whole article
+    assert res["settings"]["max_sentences"] == 3 and res["sizes"]["en"]["questions"] >= 3
 
 
 @pytest.mark.parametrize(

@@ -45,6 +45,33 @@ class LareqaData:
     # per question: its article's index in the file (parallel across the 11 languages), so a
     # held-out selection split can keep an article's questions together
     question_articles: list[int] = field(default_factory=list)
+    candidate_articles: list[int] = field(default_factory=list)
+
+    def head(self, max_questions: int) -> LareqaData:
+        """A quick subset: the first articles, enough to hold ``max_questions`` questions of
+        the first language, with their questions in every language and a pool made of their
+        sentences in every language (XQuAD is parallel, so every language keeps the same
+        articles). A smaller pool is an easier task: numbers are not comparable with the full
+        set's."""
+        first = self.question_langs[0]
+        own = [a for a, lang in zip(self.question_articles, self.question_langs, strict=True)
+               if lang == first][:max_questions]  # fmt: skip
+        keep = set(own)
+        cands = [i for i, a in enumerate(self.candidate_articles) if a in keep]
+        new_index = {old: new for new, old in enumerate(cands)}
+        qs = [i for i, a in enumerate(self.question_articles) if a in keep]
+        return LareqaData(
+            [self.question_ids[i] for i in qs],
+            [self.question_langs[i] for i in qs],
+            [self.questions[i] for i in qs],
+            [self.candidate_langs[i] for i in cands],
+            [self.sentences[i] for i in cands],
+            [self.contexts[i] for i in cands],
+            [np.array([new_index[c] for c in self.relevant[i]], dtype=np.int64) for i in qs],
+            self.paths,
+            [self.question_articles[i] for i in qs],
+            [self.candidate_articles[i] for i in cands],
+        )
 
     def candidate_texts(self) -> list[str]:
         """What is embedded for each candidate: the sentence, a space, then its paragraph."""
@@ -125,6 +152,7 @@ def load_lareqa(data_dir: Path) -> LareqaData:
     contexts: list[str] = []
     answer_of: list[tuple[str, int]] = []  # per question: (xling id, candidate index)
     articles: list[int] = []
+    cand_articles: list[int] = []
     paths: dict[str, Path] = {}
     for lang in LAREQA_LANGS:
         path = paths[lang] = lareqa_path(data_dir, lang)
@@ -135,6 +163,7 @@ def load_lareqa(data_dir: Path) -> LareqaData:
             first = len(sentences)
             context = para["context"]
             for start, end in spans:
+                cand_articles.append(article)
                 clangs.append(lang)
                 sentences.append(context[start:end])
                 contexts.append(context)
@@ -169,5 +198,6 @@ def load_lareqa(data_dir: Path) -> LareqaData:
         by_id[qid].add(cand)
     relevant = [np.array(sorted(by_id[qid]), dtype=np.int64) for qid in qids]
     return LareqaData(
-        qids, qlangs, questions, clangs, sentences, contexts, relevant, paths, articles
-    )
+        qids, qlangs, questions, clangs, sentences, contexts, relevant, paths, articles,
+        cand_articles,
+    )  # fmt: skip

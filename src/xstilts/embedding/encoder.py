@@ -129,8 +129,12 @@ class Encoder:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=TORCH_DTYPES[self.dtype])
 
-    def tokenize(self, texts: Sequence[str], prefix: str = "") -> tuple[list[list[int]], int]:
-        """Token ids per text (truncated to ``max_length``) and how many were truncated."""
+    def tokenize(
+        self, texts: Sequence[str], prefix: str = "", max_length: int | None = None
+    ) -> tuple[list[list[int]], int]:
+        """Token ids per text (truncated to ``max_length``, at most the encoder's own) and how
+        many were truncated."""
+        limit = self.limit(max_length)
         enc = self.tokenizer(
             [prefix + t for t in texts],
             add_special_tokens=True,
@@ -141,12 +145,20 @@ class Encoder:
         n_trunc = 0
         out = []
         for ids in enc:
-            if len(ids) > self.max_length:
+            if len(ids) > limit:
                 n_trunc += 1
                 # keep the final special token (</s> / [SEP]) as truncation=True would
-                ids = ids[: self.max_length - 1] + ids[-1:]
+                ids = ids[: limit - 1] + ids[-1:]
             out.append(ids)
         return out, n_trunc
+
+    def limit(self, max_length: int | None) -> int:
+        """The length texts are cut to: ``max_length`` (a per-call, e.g. document-side, limit)
+        when it is shorter than the encoder's own."""
+        if max_length is None:
+            return self.max_length
+        check_max_length(max_length)
+        return min(self.max_length, max_length)
 
     def _batch_tensors(self, ids: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         width = max(len(x) for x in ids)
@@ -172,6 +184,7 @@ class Encoder:
         batch_size: int = defaults.BATCH_SIZE,
         max_tokens_per_batch: int | None = defaults.MAX_TOKENS_PER_BATCH,
         progress=None,
+        max_length: int | None = None,
     ) -> tuple[np.ndarray, EncodeStats]:
         """Embed ``texts``; returns ``(array of shape (len(layers), n, hidden), stats)``.
 
@@ -189,7 +202,7 @@ class Encoder:
         max_tokens_per_batch = max_tokens_per_batch or None
         layer_idx = self.layer_indices(layers)
         start = time.perf_counter()
-        ids, n_trunc = self.tokenize(texts, prefix)
+        ids, n_trunc = self.tokenize(texts, prefix, max_length)
         lengths = [len(x) for x in ids]
         hidden_size = int(self.model.config.hidden_size)
         out = np.empty((len(layer_idx), len(texts), hidden_size), dtype=np.float32)
@@ -210,7 +223,7 @@ class Encoder:
                 progress(len(batch))
         if n_trunc:
             log.warning(
-                "%d of %d texts truncated to %d tokens", n_trunc, len(texts), self.max_length
+                "%d of %d texts truncated to %d tokens", n_trunc, len(texts), self.limit(max_length)
             )
         stats = EncodeStats(
             len(texts), n_batches, sum(lengths), n_padded, n_trunc, time.perf_counter() - start
@@ -275,6 +288,13 @@ class LazyEncoder:
     def layer_indices(self, layers: LayerSelection | None) -> list[int]:
         """Validated hidden-state indices of a selection (None = all of them)."""
         return resolve_layers(layers, self.num_hidden_states)
+
+    def limit(self, max_length: int | None) -> int:
+        """See :meth:`Encoder.limit` (without loading the model)."""
+        if max_length is None:
+            return self.max_length
+        check_max_length(max_length)
+        return min(self.max_length, max_length)
 
     def encode(self, texts: Sequence[str], **kwargs) -> tuple[np.ndarray, EncodeStats]:
         """See :meth:`Encoder.encode`."""

@@ -330,7 +330,8 @@ def _intro(report: Report) -> list[Block]:
     layers = ", ".join(f"{m or 'model'}: {lay}" for m, lay in report.layers.items())
     return [
         Para(
-            f"Source: {_shown_path(report.source)}. Report layer (hidden-state index, 0 = embeddings): "
+            f"Source: {_shown_path(report.source)}. "
+            "Report layer (hidden-state index, 0 = embeddings): "
             f"{layers}. Baseline: {opts.baseline}. Generated {dt.date.today().isoformat()} by "
             f"xstilts {__version__}."
         ),

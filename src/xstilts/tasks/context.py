@@ -91,6 +91,7 @@ class EvalContext:
     layers: list[int]
     protocol: str = "xtreme"
     max_sentences: int | None = None  # a quick subset (see the task's ``subset``)
+    doc_max_length: int | None = None  # tokens kept of document-side texts (None: max_length)
     outputs: Outputs = field(default_factory=Outputs)
     progress: ProgressHook | None = None
     cache: EmbeddingCache | None = None
@@ -139,7 +140,12 @@ class EvalContext:
         if self.progress is not None:
             self.progress.advance(n)
 
-    def encode(self, sides: Sequence[Sequence[str]], prefix: str | None = None) -> list[np.ndarray]:
+    def encode(
+        self,
+        sides: Sequence[Sequence[str]],
+        prefix: str | None = None,
+        max_length: int | None = None,
+    ) -> list[np.ndarray]:
         """Encode several text lists; one array per list, ``(len(self.layers), len(side), hidden)``.
 
         ``prefix`` defaults to the configured one (tasks with asymmetric query/document
@@ -148,13 +154,14 @@ class EvalContext:
         encoded together in one call, for fuller batches.
         """
         prefix = self.settings.prefix if prefix is None else prefix
+        limit = self.encoder.limit(max_length)
         t0 = time.perf_counter()
         found: list[np.ndarray | None] = [None] * len(sides)
         ids: list[Identity | None] = [None] * len(sides)
         if self.cache is not None and self.model_key is not None:
             for i, side in enumerate(sides):
                 if side:
-                    ids[i] = self.identity(side, prefix)
+                    ids[i] = self.identity(side, prefix, limit)
                     found[i] = self.cache.get(ids[i], self.layers)
                     if found[i] is not None:
                         self.totals.cached_sentences += len(side)
@@ -170,6 +177,7 @@ class EvalContext:
                 batch_size=self.settings.batch_size,
                 max_tokens_per_batch=self.settings.token_bound,
                 progress=self._advance,
+                max_length=limit,
             )
             self.totals.add(stats)
             start = 0
@@ -186,8 +194,9 @@ class EvalContext:
             for f in found
         ]
 
-    def identity(self, texts: Sequence[str], prefix: str) -> Identity:
-        """The store identity of ``texts`` embedded with ``prefix`` under these settings."""
+    def identity(self, texts: Sequence[str], prefix: str, max_length: int) -> Identity:
+        """The store identity of ``texts`` embedded with ``prefix`` and cut to
+        ``max_length`` tokens under these settings."""
         assert self.model_key is not None
         return Identity(
             model=self.model_key,
@@ -195,7 +204,7 @@ class EvalContext:
             rows=len(texts),
             pooling=self.settings.pooling,
             prefix=prefix,
-            max_length=self.encoder.max_length,
+            max_length=max_length,
             dtype=self.encoder.dtype,
             device_type=self.encoder.device.type,
         )
@@ -204,12 +213,14 @@ class EvalContext:
         self, queries: Sequence[Sequence[str]], docs: Sequence[Sequence[str]]
     ) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Encode query-side lists with the query prefix and document-side lists with the
-        document prefix; one call (fuller batches) when the two prefixes are equal."""
+        document prefix (and the document-side length limit); one call (fuller batches) when
+        the two sides are encoded alike."""
         qp, dp = self.settings.role_prefixes()
-        if qp == dp:
+        doc_limit = self.encoder.limit(self.doc_max_length)
+        if qp == dp and doc_limit == self.encoder.max_length:
             out = self.encode([*queries, *docs], prefix=qp)
             return out[: len(queries)], out[len(queries) :]
-        return self.encode(queries, prefix=qp), self.encode(docs, prefix=dp)
+        return self.encode(queries, prefix=qp), self.encode(docs, prefix=dp, max_length=doc_limit)
 
     @contextlib.contextmanager
     def timing(self, stage: str) -> Iterator[None]:

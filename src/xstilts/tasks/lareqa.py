@@ -36,6 +36,8 @@ def evaluate_lareqa(ctx: EvalContext) -> tuple[Rows, dict[str, Any]]:
     """Questions of the configured languages against the full 11-language candidate pool."""
     with ctx.timing("data"):
         data = load_lareqa(ctx.data_dir)
+        if ctx.max_sentences is not None:
+            data = data.head(ctx.max_sentences)
         candidates = data.candidate_texts()
     langs = ctx.langs
     chosen = [i for i, lang in enumerate(data.question_langs) if lang in langs]
@@ -86,6 +88,10 @@ class Lareqa(RetrievalTask):
     reference = "Roy et al. 2020 (LAReQA); XTREME-R (Ruder et al. 2021)"
     aliases = ("xquad-r",)
     headlines = (Headline("lareqa", "map@20", None, "LAReQA mAP@20", kinds=("ap@20",)),)
+    subset = (
+        "the articles of the first {n} questions, their questions in every language and a pool "
+        "of their sentences only (a smaller pool: an easier task than the full set)"
+    )
 
     def parse_langs(self, spec: str) -> list[str]:
         return fixed_langs("LAReQA", LAREQA_LANGS)(spec)

@@ -49,7 +49,8 @@ def check_request(request: TaskRequest) -> tuple[RetrievalTask, list[str]]:
     task.check_protocol(request.protocol)
     if request.max_sentences is not None and task.subset is None:
         names = [t.name for t in TASKS.values() if t.subset is not None]
-        raise UsageError(f"--max-sentences applies to {' and '.join(names)} only, not {task.name}")
+        listed = ", ".join(names[:-1]) + f" and {names[-1]}" if len(names) > 1 else names[0]
+        raise UsageError(f"--max-sentences applies to {listed} only, not {task.name}")
     task.check_max_sentences(request.max_sentences)
     spec = request.langs_spec()
     return task, task.parse_langs(task.default_langs if spec is None else spec)

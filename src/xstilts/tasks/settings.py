@@ -59,7 +59,15 @@ class TaskRequest(Settings):
         None,
         ge=1,
         description="Quick subset: Tatoeba's first N pairs per language; BUCC N lines per side "
-        "with every gold pair kept (easier than the full set).",
+        "with every gold pair kept; LAReQA the articles of the first N questions and a pool of "
+        "their sentences (both easier than the full set).",
+    )
+
+    doc_max_length: int | None = Field(
+        None,
+        ge=2,
+        description="Tokens kept of each document-side text (XTREME-R cuts LAReQA candidates "
+        "to 92); default: --max-length.",
     )
 
     @field_validator("langs", mode="before")
