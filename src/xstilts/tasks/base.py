@@ -123,10 +123,12 @@ class RetrievalTask(ABC):
         """The files one language needs under ``data_dir`` (for ``xstilts data list``)."""
 
     @abstractmethod
-    def texts(self, data_dir: Path, langs: list[str]) -> Iterator[str]:
-        """Every text an evaluation of ``langs`` embeds (queries, candidates, both sides of a
-        bitext): what the leakage guard checks training text against, so every task must
-        list them."""
+    def texts(
+        self, data_dir: Path, langs: list[str], max_sentences: int | None = None
+    ) -> Iterator[str]:
+        """Every text an evaluation of ``langs`` (on the quick subset ``max_sentences``, if
+        given) embeds: queries, candidates, both sides of a bitext. The leakage guard checks
+        training text against the full sets, so every task must list them."""
 
     def downloads(self, base_url: str | None, langs: list[str] | None) -> list[Download]:
         """The files ``xstilts data fetch`` downloads for this task (with their checksums)."""

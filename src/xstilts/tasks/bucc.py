@@ -300,10 +300,12 @@ class Bucc2018(RetrievalTask):
             return [d / f"{lang}-en.dev.{lang}", d / f"{lang}-en.dev.en", d / f"{lang}-en.dev.gold"]
         return [p for triple in found.values() for p in triple if p is not None]
 
-    def texts(self, data_dir: Path, langs: list[str]) -> Iterator[str]:
+    def texts(
+        self, data_dir: Path, langs: list[str], max_sentences: int | None = None
+    ) -> Iterator[str]:
         for lang in langs:
             for name in find_splits(data_dir, lang):
-                split = load_bucc_split(data_dir, lang, name)
+                split = subsample_bucc(load_bucc_split(data_dir, lang, name), max_sentences)
                 yield from split.x
                 yield from split.en
 

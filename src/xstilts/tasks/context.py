@@ -216,8 +216,12 @@ class EvalContext:
         document prefix (and the document-side length limit); one call (fuller batches) when
         the two sides are encoded alike."""
         qp, dp = self.settings.role_prefixes()
-        doc_limit = self.encoder.limit(self.doc_max_length)
-        if qp == dp and doc_limit == self.encoder.max_length:
+        doc_limit = None
+        if self.doc_max_length is not None and self.encoder.limit(self.doc_max_length) < (
+            self.encoder.max_length
+        ):
+            doc_limit = self.doc_max_length
+        if qp == dp and doc_limit is None:
             out = self.encode([*queries, *docs], prefix=qp)
             return out[: len(queries)], out[len(queries) :]
         return self.encode(queries, prefix=qp), self.encode(docs, prefix=dp, max_length=doc_limit)

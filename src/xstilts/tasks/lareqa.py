@@ -99,10 +99,14 @@ class Lareqa(RetrievalTask):
     def files(self, data_dir: Path, lang: str) -> list[Path]:
         return [lareqa_path(data_dir, lang)]
 
-    def texts(self, data_dir: Path, langs: list[str]) -> Iterator[str]:
+    def texts(
+        self, data_dir: Path, langs: list[str], max_sentences: int | None = None
+    ) -> Iterator[str]:
         """The questions of ``langs`` and the whole candidate pool (every language's sentences
         and paragraphs: the pool is shared)."""
         data = load_lareqa(data_dir)
+        if max_sentences is not None:
+            data = data.head(max_sentences)
         yield from (q for q, lang in zip(data.questions, data.question_langs, strict=True)
                     if lang in langs)  # fmt: skip
         yield from data.sentences

@@ -84,7 +84,9 @@ class MewsliX(RetrievalTask):
     def files(self, data_dir: Path, lang: str) -> list[Path]:
         return [mentions_file(data_dir)[1], mewsli_dir(data_dir) / ENTITY_FILE]
 
-    def texts(self, data_dir: Path, langs: list[str]) -> Iterator[str]:
+    def texts(
+        self, data_dir: Path, langs: list[str], max_sentences: int | None = None
+    ) -> Iterator[str]:
         data = load_mewsli(data_dir, langs)
         yield from data.mentions
         yield from data.entities

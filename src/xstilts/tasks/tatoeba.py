@@ -162,9 +162,11 @@ class Tatoeba(RetrievalTask):
     def files(self, data_dir: Path, lang: str) -> list[Path]:
         return list(tatoeba_paths(data_dir / "tatoeba", to_laser(lang) or lang))
 
-    def texts(self, data_dir: Path, langs: list[str]) -> Iterator[str]:
+    def texts(
+        self, data_dir: Path, langs: list[str], max_sentences: int | None = None
+    ) -> Iterator[str]:
         for lang in langs:
-            pair = load_tatoeba(data_dir, lang)
+            pair = load_tatoeba(data_dir, lang).head(max_sentences)
             yield from pair.x
             yield from pair.en
 
