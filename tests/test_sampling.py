@@ -6,7 +6,16 @@ import numpy as np
 import pytest
 
 from xstilts.errors import UsageError
-from xstilts.train.sampling import TaskBatchSampler, parse_sampling, task_probabilities
+from xstilts.train.sampling import (
+    CROSS_LINGUAL,
+    MIXED,
+    MONOLINGUAL,
+    FixedLanguages,
+    TaskBatchSampler,
+    language_plan,
+    parse_sampling,
+    task_probabilities,
+)
 
 
 def test_probabilities_by_strategy():
@@ -66,3 +75,91 @@ def test_ranks_draw_the_same_task_and_disjoint_examples():
         (t0, i0), (t1, i1) = r0.next(), r1.next()
         assert t0 == t1 and not set(i0.tolist()) & set(i1.tolist())
         assert len(i0) == len(i1) == 4
+
+
+# --------------------------------------------------------------------------- hybrid batches
+
+LANGS = ["ar", "de", "en", "fr", "sw"]
+
+
+def _pair_sampler(alpha, pairing="any", seed=0, langs=LANGS, n_items=300, batch=8):
+    plan = language_plan("t", langs, alpha=alpha, pairing=pairing, identity=False, seed=[seed, 1])
+    return TaskBatchSampler({"t": [5] * n_items}, batch, seed=seed, plans={"t": plan})
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.2, 0.5, 0.9, 1.0])
+def test_hybrid_share_of_monolingual_batches_is_alpha(alpha):
+    s = _pair_sampler(alpha)
+    draws = [s.next()[1] for _ in range(1000)]
+    mono = [d for d in draws if d.regime == MONOLINGUAL]
+    # within 3.5 binomial standard errors (alpha 0 and 1: exactly)
+    sd = (alpha * (1 - alpha) / 1000) ** 0.5
+    assert abs(len(mono) / 1000 - alpha) <= 3.5 * sd + 1e-12
+    for d in draws:
+        pairs = set(zip(d.query_langs, d.doc_langs, strict=True))
+        assert len(pairs) == 1, "one language pair per hybrid batch"
+        ((q, dl),) = pairs
+        if d.regime == MONOLINGUAL:
+            assert q == dl
+        else:  # a cross-lingual batch never has one language
+            assert d.regime == CROSS_LINGUAL and q != dl
+    # monolingual batches take the languages in turn
+    firsts = [d.query_langs[0] for d in mono[:10]]
+    assert firsts == (LANGS * 2)[: len(firsts)]
+
+
+def test_pairing_en_x_keeps_english_on_one_side_and_any_covers_every_pair():
+    s = _pair_sampler(0.0, "en-x")
+    draws = [s.next()[1] for _ in range(200)]
+    pairs = {(d.query_langs[0], d.doc_langs[0]) for d in draws}
+    assert all("en" in p and p[0] != p[1] for p in pairs)
+    assert pairs == {p for x in LANGS if x != "en" for p in (("en", x), (x, "en"))}
+    s = _pair_sampler(0.0, "any")
+    pairs = {(d.query_langs[0], d.doc_langs[0]) for d in (s.next()[1] for _ in range(20))}
+    assert len(pairs) == 20  # 20 ordered pairs of 5 languages, each once per reshuffled turn
+
+
+def test_mixed_languages_without_alpha_and_fixed_pairs():
+    s = _pair_sampler(None)
+    d = s.next()[1]
+    assert d.regime == MIXED and len(set(zip(d.query_langs, d.doc_langs, strict=True))) > 1
+    fixed = FixedLanguages(["de", "en", "en"], ["en", "en", "fr"])
+    d = TaskBatchSampler({"t": [5, 5, 5]}, 3, plans={"t": fixed}).next()[1]
+    got = sorted(zip(d.tolist(), d.query_langs, d.doc_langs, strict=True))
+    assert got == [(0, "de", "en"), (1, "en", "en"), (2, "en", "fr")]
+
+
+def test_hybrid_draws_are_deterministic_and_resume_from_the_counters():
+    a = _pair_sampler(0.5, seed=4)
+    for _ in range(37):
+        a.next()
+    state = a.state_dict()
+    future = [a.next() for _ in range(50)]
+    b = _pair_sampler(0.5, seed=4)
+    b.load_state_dict(state)
+    again = [b.next() for _ in range(50)]
+
+    def key(draws):
+        return [(t, d.tolist(), d.query_langs, d.doc_langs, d.regime) for t, d in draws]
+
+    assert key(future) == key(again)
+    # ranks share the batch's languages and split its items
+    plan = language_plan("t", LANGS, alpha=0.5, pairing="any", identity=False, seed=[0, 1])
+    r0 = TaskBatchSampler({"t": [5] * 40}, 4, rank=0, world_size=2, plans={"t": plan})
+    r1 = TaskBatchSampler({"t": [5] * 40}, 4, rank=1, world_size=2, plans={"t": plan})
+    for _ in range(5):
+        (_, d0), (_, d1) = r0.next(), r1.next()
+        assert d0.query_langs == d1.query_langs and d0.regime == d1.regime
+        assert not set(d0.tolist()) & set(d1.tolist())
+
+
+def test_impossible_language_plans_are_one_line_errors():
+    with pytest.raises(UsageError, match="need two languages; its languages: en"):
+        language_plan("x", ["en"], alpha=0.5, pairing="any", identity=False, seed=[0])
+    with pytest.raises(UsageError, match="need English and another language"):
+        language_plan("x", ["de", "fr"], alpha=0.0, pairing="en-x", identity=False, seed=[0])
+    with pytest.raises(UsageError, match=r"translations .* use 0"):
+        language_plan("x", ["de", "fr"], alpha=0.5, pairing="any", identity=True, seed=[0])
+    # one language, monolingual only: fine
+    plan = language_plan("x", ["en"], alpha=1.0, pairing="any", identity=False, seed=[0])
+    assert plan.draw(0, np.arange(3)).query_langs == ("en", "en", "en")

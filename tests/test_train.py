@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import run_cli
+from test_cli import assert_one_line_error
 from xstilts.errors import DataError, UsageError
 from xstilts.models import resolve_model
 from xstilts.models.runs import RUN_FILE, write_pointer
@@ -87,8 +89,27 @@ def weights(run_dir: Path) -> dict[str, torch.Tensor]:
     return out
 
 
-def test_resume_after_interrupt_gives_identical_weights(tiny_model, tmp_path):
-    kw = dict(max_steps=10, save_every=3, dropout=0.1, tasks="mnli,sst2", sampling="uniform")
+CONTRASTIVE = dict(
+    tasks="xnli-parallel,mnli",  # the contrastive objective with a classification head
+    langs=["de", "en", "fr"],
+    train_split={"xnli-parallel": "dev"},
+    hybrid_alpha=0.5,
+    learn_temperature=True,
+    prefix="query: ",
+)
+
+
+@pytest.mark.parametrize(
+    "objective",
+    [
+        dict(tasks="mnli,sst2", sampling="uniform"),
+        dict(**CONTRASTIVE, sampling="uniform", mlm_aux=True, mlm_data=["xnli"]),
+        dict(tasks="xnli-parallel", langs=["de", "en"], train_split="dev", grad_cache=3),
+    ],
+    ids=["heads", "contrastive+head+mlm", "contrastive-gradcache"],
+)
+def test_resume_after_interrupt_gives_identical_weights(objective, tiny_model, tmp_path):
+    kw = dict(max_steps=10, save_every=3, dropout=0.1, **objective)
     train(small(tiny_model, tmp_path / "a", **kw))
 
     class Interrupt(Exception):
@@ -125,6 +146,43 @@ def test_resume_after_interrupt_gives_identical_weights(tiny_model, tmp_path):
 def step_records(run_dir: Path) -> list[dict]:
     rows = [json.loads(x) for x in (run_dir / "train_log.jsonl").read_text().splitlines()]
     return [r for r in rows if "loss" in r]
+
+
+@pytest.mark.parametrize(
+    ("tasks", "extra"),
+    [
+        ("xnli-parallel", {"langs": ["de", "en", "fr"], "train_split": "dev", "hybrid_alpha": 0.5}),
+        ("mnli-pairs", {}),
+        ("mnli", {"objective": "contrastive"}),
+    ],
+)
+def test_contrastive_objective_learns_on_real_rows(tasks, extra, tiny_model, tmp_path):
+    result = train(small(tiny_model, tmp_path / "run", tasks, **extra))
+    curve = losses(tmp_path / "run")
+    assert sum(curve[-3:]) < 0.8 * sum(curve[:3]), curve
+    (name,) = result.final
+    assert name.endswith(("-pairs", "-parallel")) and 0 <= result.final[name]["main"] <= 1
+    record = json.loads((tmp_path / "run" / "training_record.json").read_text())
+    drawn = record["tasks"][name]
+    assert sum(drawn["batches"].values()) == 24 and record["examples"] == 24 * 8
+    if "hybrid_alpha" in extra:  # pairs by language pair; both regimes drawn
+        assert set(drawn["batches"]) == {"monolingual", "cross-lingual"}
+        assert "de-en" in drawn["examples"] or "de-fr" in drawn["examples"]
+        assert record["group"] == "multilingual"
+    else:
+        assert drawn["batches"] == {"fixed": 24} and record["group"] == "english"
+
+
+def test_contrastive_task_trains_with_a_head_and_the_mlm_loss(tiny_model, tmp_path):
+    kw = {**CONTRASTIVE, "mlm_aux": True, "mlm_data": ["xnli"], "sampling": "uniform"}
+    result = train(small(tiny_model, tmp_path / "run", max_steps=8, **kw))
+    rows = step_records(tmp_path / "run")
+    assert all(r["mlm_loss"] > 1.0 for r in rows)
+    assert set(rows[-1]["drawn"]) == {"xnli-parallel", "mnli"} and all(rows[-1]["drawn"].values())
+    assert set(result.final) == {"xnli-parallel", "mnli"}
+    heads = load_file(str(tmp_path / "run" / "checkpoints" / "final" / "heads.safetensors"))
+    assert "heads.xnli-parallel.log_scale" in heads  # the learned temperature is saved
+    assert heads["heads.xnli-parallel.log_scale"].item() != pytest.approx(math.log(20.0))
 
 
 def test_mlm_auxiliary_loss_is_added_logged_and_trains_the_encoder(tiny_model, tmp_path):
@@ -214,6 +272,36 @@ def test_train_cli_bad_options_are_one_line(tiny_model, tmp_path, capsys, monkey
         monkeypatch,
     )
     assert code == 2 and "--lr" in err
+
+
+def test_train_cli_contrastive_options(tiny_model, tmp_path, capsys, monkeypatch):
+    base = ["train", "--model", str(tiny_model), "--out", str(tmp_path / "r"), "--max-steps", "2",
+            "--batch-size", "4", "--max-examples", "12", "--max-length", "32",
+            "--mixed-precision", "no"]  # fmt: skip
+    code, out, err = run_cli(
+        [*base, "--tasks", "xnli", "--objective", "contrastive", "--hybrid-alpha", "0.5",
+         "--langs", "de,en", "--train-split", "dev", "--pairing", "en-x", "--prefix", "query: "],
+        capsys, monkeypatch,
+    )  # fmt: skip
+    assert code == 0, err
+    assert "xnli-parallel: accuracy" in out
+    saved = json.loads((tmp_path / "r" / RUN_FILE).read_text())["config"]
+    assert (saved["objective"], saved["hybrid_alpha"], saved["pairing"]) == (
+        "contrastive", 0.5, "en-x",
+    )  # fmt: skip
+    for args, needle in [
+        (["--tasks", "mnli", "--objective", "ranking"], "--objective ranking"),
+        (["--tasks", "xnli-parallel", "--pairing", "x-y"], "--pairing x-y"),
+        (["--tasks", "xnli-parallel", "--hybrid-alpha", "1.5"], "--hybrid-alpha 1.5"),
+        (["--tasks", "mnli-pairs", "--hybrid-alpha", "0.5"], "keep their pairs' own languages"),
+        (["--tasks", "xnli-parallel", "--langs", "en", "--hybrid-alpha", "0.5",
+          "--train-split", "dev"], "need two languages"),
+        (["--tasks", "xnli-parallel", "--layer", "7", "--train-split", "dev"], "7"),
+        (["--tasks", "mnli", "--objective", "xnli:contrastive"], "not among the tasks"),
+    ]:  # fmt: skip
+        out_dir = ["--out", str(tmp_path / f"bad{len(needle)}")]
+        code, _, err = run_cli([*base, *args, *out_dir], capsys, monkeypatch)
+        assert_one_line_error(code, err, needle)
 
 
 @pytest.mark.slow

@@ -183,9 +183,15 @@ def run_command(
     ] = None,
     trust_remote_code: RemoteOpt = False,
     allow_overlap: OverlapOpt = False,
+    output: Annotated[
+        Path | None,
+        typer.Option(help="Where runs, results and the report go (default: the spec's output)."),
+    ] = None,
 ) -> None:
     """Run an experiment: train each setting (reusing finished runs), evaluate, store, report."""
     loaded = load_spec(spec)
+    if output is not None:  # a packaged spec's own output would point into the package
+        loaded.output = output.resolve()
     if dry_run:
         _dry_run(loaded, trust_remote_code, allow_overlap)
         return

@@ -99,6 +99,57 @@ def pool(
     return summed / w.sum(dim=1).clamp(min=1.0)[None, :, None]
 
 
+def tokenize_texts(
+    tokenizer, texts: Sequence[str], prefix: str, max_length: int
+) -> tuple[list[list[int]], int]:
+    """Token ids of ``prefix + text`` per text, cut to ``max_length`` keeping the final special
+    token (``</s>``/``[SEP]``, as ``truncation=True`` would), and how many were cut.
+
+    The one tokenization of sentences that become vectors: evaluation (:class:`Encoder`) and the
+    contrastive training objective both call it, so a trained sentence vector is the vector
+    evaluation will compute.
+    """
+    enc = tokenizer(
+        [prefix + t for t in texts],
+        add_special_tokens=True,
+        truncation=False,
+        return_attention_mask=False,
+        return_token_type_ids=False,
+    )["input_ids"]
+    n_trunc = 0
+    out = []
+    for ids in enc:
+        if len(ids) > max_length:
+            n_trunc += 1
+            ids = ids[: max_length - 1] + ids[-1:]
+        out.append(ids)
+    return out, n_trunc
+
+
+def sentence_vectors(
+    model: torch.nn.Module,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    special_ids: torch.Tensor,
+    layers: Sequence[int],
+    pooling: str,
+) -> torch.Tensor:
+    """Pooled sentence vectors ``(len(layers), B, D)`` (float32) of one padded batch.
+
+    The one definition of a sentence vector: hidden-state indices as in :mod:`xstilts.layers`,
+    pooled by :func:`pool`. Evaluation calls it under ``inference_mode``; the contrastive
+    training objective calls it with gradients, so training optimises exactly what evaluation
+    measures (same hidden state, same pooling).
+    """
+    outputs = model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
+    hidden = torch.stack([outputs.hidden_states[i] for i in layers])
+    special = torch.isin(input_ids, special_ids)
+    # pooled in float32 whatever the compute dtype: autocast would run the masked mean (an
+    # einsum) in bf16/fp16 again
+    with torch.autocast(input_ids.device.type, enabled=False):
+        return pool(hidden, attention_mask, special, pooling)
+
+
 class Encoder:
     """Pooled embeddings from a ``transformers`` encoder for any subset of its hidden states."""
 
@@ -134,23 +185,7 @@ class Encoder:
     ) -> tuple[list[list[int]], int]:
         """Token ids per text (truncated to ``max_length``, at most the encoder's own) and how
         many were truncated."""
-        limit = self.limit(max_length)
-        enc = self.tokenizer(
-            [prefix + t for t in texts],
-            add_special_tokens=True,
-            truncation=False,
-            return_attention_mask=False,
-            return_token_type_ids=False,
-        )["input_ids"]
-        n_trunc = 0
-        out = []
-        for ids in enc:
-            if len(ids) > limit:
-                n_trunc += 1
-                # keep the final special token (</s> / [SEP]) as truncation=True would
-                ids = ids[: limit - 1] + ids[-1:]
-            out.append(ids)
-        return out, n_trunc
+        return tokenize_texts(self.tokenizer, texts, prefix, self.limit(max_length))
 
     def limit(self, max_length: int | None) -> int:
         """The length texts are cut to: ``max_length`` (a per-call, e.g. document-side, limit)
@@ -210,12 +245,9 @@ class Encoder:
         for batch in length_sorted_batches(lengths, batch_size, max_tokens_per_batch):
             input_ids, attention = self._batch_tensors([ids[i] for i in batch])
             with self._autocast():
-                outputs = self.model(
-                    input_ids=input_ids, attention_mask=attention, output_hidden_states=True
+                pooled = sentence_vectors(
+                    self.model, input_ids, attention, self._special_ids, layer_idx, pooling
                 )
-            hidden = torch.stack([outputs.hidden_states[i] for i in layer_idx])
-            special = torch.isin(input_ids, self._special_ids)
-            pooled = pool(hidden, attention, special, pooling)
             out[:, batch] = pooled.cpu().numpy()
             n_batches += 1
             n_padded += input_ids.numel()

@@ -36,10 +36,9 @@ from pathlib import Path
 from typing import Any
 
 from xstilts.errors import UsageError
-from xstilts.intermediate import parse_task_list
 from xstilts.tasks import TaskRequest, check_request
 from xstilts.train.config import TrainConfig
-from xstilts.train.data import select_examples
+from xstilts.train.data import select_examples, training_tasks
 from xstilts.train.objectives import mlm_texts
 
 MIN_WORDS = 4
@@ -129,8 +128,9 @@ class Overlap:
 
 def training_sources(cfg: TrainConfig, data_dir: Path) -> Iterator[tuple[str, Iterable[str]]]:
     """``(source, texts)`` of everything a run of ``cfg`` reads: each task's training rows (the
-    rows it will select) and the auxiliary MLM text."""
-    for task in parse_task_list(",".join(cfg.tasks)):
+    rows it will select, in the form its objective trains: a pair task's items in every
+    language, hard negatives included) and the auxiliary MLM text."""
+    for task in training_tasks(cfg):
         examples = select_examples(task, cfg, data_dir)
         yield task.name, (t for ex in examples for t in ex.texts())
     if cfg.mlm_aux:

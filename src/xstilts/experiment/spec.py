@@ -38,6 +38,7 @@ from xstilts.layers import resolve_layers
 from xstilts.models import resolve_model
 from xstilts.tasks import EvalSettings, TaskRequest, check_request
 from xstilts.train.config import TrainConfig
+from xstilts.train.data import training_tasks
 
 Group = Literal["baseline", "english", "multilingual", "mixed"]
 # TrainConfig fields a spec may set in `training:` (the rest come from the grid).
@@ -126,9 +127,13 @@ class ExperimentSpec(_Strict):
         return self
 
     def train_config(self, setting: Setting, model: str, seed: int, out: Path) -> TrainConfig:
-        """The training configuration of one cell (spec defaults < setting overrides)."""
-        return TrainConfig(
-            **{**self.training, **setting.training},
+        """The training configuration of one cell (spec defaults < setting overrides). A
+        setting that trains contrastively makes its sentence vectors as ``evaluation`` does
+        (pooling, prefixes, the report layer; ``best``: the last), unless its training block
+        says otherwise."""
+        block = {**self.training, **setting.training}
+        cfg = TrainConfig(
+            **block,
             model=model,
             tasks=setting.tasks,
             langs=setting.langs,
@@ -136,6 +141,18 @@ class ExperimentSpec(_Strict):
             out=out,
             data_dir=self.data_dir,
         )
+        if not any(t.kind == "contrastive" for t in training_tasks(cfg)):
+            return cfg
+        ev = self.evaluation
+        layer = ev.report_layer if isinstance(ev.report_layer, int) else "last"
+        same = {
+            "pooling": ev.pooling,
+            "layer": layer,
+            "prefix": ev.prefix,
+            "query_prefix": ev.query_prefix,
+            "doc_prefix": ev.doc_prefix,
+        }
+        return cfg.model_copy(update={k: v for k, v in same.items() if k not in block})
 
 
 def _location(loc: tuple) -> str:
@@ -200,6 +217,8 @@ def load_spec(path: str | Path) -> ExperimentSpec:
                 raise UsageError(
                     f"{path}: settings[{i}].training.{_location(err['loc'])}: {err['msg']}"
                 ) from None
+            except XstiltsError as exc:  # an unknown task, an objective naming no task
+                raise UsageError(f"{path}: settings[{i}] ({setting.name}): {exc}") from None
     return spec
 
 

@@ -10,7 +10,8 @@ Modules, from the bottom up:
 * the catalogue, one module per family, each declaring ``TASKS``:
   :mod:`~xstilts.intermediate.nli`, :mod:`~xstilts.intermediate.classification`,
   :mod:`~xstilts.intermediate.choice`, :mod:`~xstilts.intermediate.qa`,
-  :mod:`~xstilts.intermediate.tagging`, :mod:`~xstilts.intermediate.xglue`;
+  :mod:`~xstilts.intermediate.tagging`, :mod:`~xstilts.intermediate.xglue`,
+  :mod:`~xstilts.intermediate.pairs` (pair tasks for the contrastive objective);
 * :mod:`~xstilts.intermediate.registry`: the one task list, groups, name lookup.
 
 This package depends only on :mod:`xstilts.errors`, :mod:`xstilts.io` and :mod:`xstilts.paths`.
@@ -21,6 +22,7 @@ from xstilts.intermediate.registry import (
     FAMILIES,
     INTERMEDIATE_TASKS,
     TASK_GROUPS,
+    contrastive_view,
     get_intermediate_task,
     parse_task_list,
 )
@@ -32,6 +34,7 @@ from xstilts.intermediate.schema import (
     HeadKind,
     IntermediateTask,
     LoadedSplit,
+    PairExample,
     Source,
     SpanExample,
     TaggingExample,
@@ -50,10 +53,12 @@ __all__ = [
     "HeadKind",
     "IntermediateTask",
     "LoadedSplit",
+    "PairExample",
     "Source",
     "SpanExample",
     "TaggingExample",
     "TextExample",
+    "contrastive_view",
     "get_intermediate_task",
     "parse_task_list",
 ]

@@ -9,10 +9,11 @@ from __future__ import annotations
 from types import ModuleType
 
 from xstilts.errors import DataError, closest
-from xstilts.intermediate import choice, classification, nli, qa, tagging, xglue
+from xstilts.intermediate import choice, classification, nli, pairs, qa, tagging, xglue
+from xstilts.intermediate.pairs import PAIR_VIEWS, is_pair_file, pair_file_task
 from xstilts.intermediate.schema import IntermediateTask
 
-FAMILIES: tuple[ModuleType, ...] = (nli, classification, choice, qa, tagging, xglue)
+FAMILIES: tuple[ModuleType, ...] = (nli, classification, choice, qa, tagging, xglue, pairs)
 
 
 def _collect(families: tuple[ModuleType, ...]) -> dict[str, IntermediateTask]:
@@ -44,7 +45,9 @@ NAME_ALIASES = {
 
 def get_intermediate_task(name: str) -> IntermediateTask:
     """Look a task up by name (case-insensitive, common spellings accepted); unknown names get
-    the closest valid ones."""
+    the closest valid ones. ``pairs:PATH`` is a user file of pairs (its path kept as written)."""
+    if is_pair_file(name):
+        return pair_file_task(name)
     key = name.strip().lower().replace("_", "-")
     key = NAME_ALIASES.get(key, key)
     if key not in INTERMEDIATE_TASKS:
@@ -60,11 +63,25 @@ def parse_task_list(spec: str) -> list[IntermediateTask]:
     """``"mnli,squad"`` -> tasks; group names (``english-all``) expand; duplicates dropped."""
     out: list[IntermediateTask] = []
     for raw in spec.split(","):
-        item = raw.strip().lower()
+        item = raw.strip()
         if not item:
             continue
-        names = TASK_GROUPS.get(item, (item,))
+        names = TASK_GROUPS.get(item.lower(), (item,))
         out.extend(get_intermediate_task(n) for n in names)
     if not out:
         raise DataError("no intermediate tasks given (e.g. --tasks mnli,squad or english-all)")
     return list({t.name: t for t in out}.values())
+
+
+def contrastive_view(task: IntermediateTask) -> IntermediateTask:
+    """The task trained with the contrastive objective: a pair task as it is, a classification
+    task through its pair form (``mnli`` -> ``mnli-pairs``); others have none (an error
+    listing those that do)."""
+    if task.kind == "contrastive":
+        return task
+    if task.name not in PAIR_VIEWS:
+        raise DataError(
+            f"{task.name} has no contrastive form; tasks with one: "
+            f"{', '.join(f'{k} ({v})' for k, v in PAIR_VIEWS.items())}, and the pair tasks"
+        )
+    return INTERMEDIATE_TASKS[PAIR_VIEWS[task.name]]

@@ -38,7 +38,7 @@ from xstilts.errors import DataError, closest
 from xstilts.intermediate.formats import BadRow, Reader, Record, Row, RowPolicy, sidecar_path
 from xstilts.paths import resolve_data_dir
 
-HeadKind = Literal["classification", "multiple_choice", "span", "tagging"]
+HeadKind = Literal["classification", "multiple_choice", "span", "tagging", "contrastive"]
 
 UNLABELLED = -1  # label of an example from a split that has no labels (prediction only)
 UNK_TAG = "<unk>"  # last entry of a tag set derived from data: tags unseen in training
@@ -107,7 +107,52 @@ class TaggingExample:
         return [" ".join(self.tokens)]
 
 
-Example = TextExample | ChoiceExample | SpanExample | TaggingExample
+@dataclass(frozen=True)
+class PairExample:
+    """Contrastive training item: a query, its positive document and optionally a hard negative.
+
+    Each side maps a language to its text. A *fixed* pair has one language per side (an MNLI
+    entailment pair: ``{"en": premise}`` -> ``{"en": hypothesis}``; a user's de-en file). A
+    *multi-way* item (XNLI's rows, aligned across 15 languages) has every side in every
+    language, and the batch sampler decides which language each side is read in, so one item
+    gives monolingual and cross-lingual pairs alike. ``identity``: the query and the document
+    are the same sentence (translation items), so a pair in one language would be trivial.
+    ``lang`` is the fixed pair's language (``de-en`` across two, sorted) or ``mul``.
+    """
+
+    uid: str
+    lang: str
+    query: Mapping[str, str]
+    doc: Mapping[str, str]
+    negative: Mapping[str, str] = field(default_factory=dict)
+    identity: bool = False
+
+    @property
+    def multiway(self) -> bool:
+        """Whether the sampler chooses the languages (every side in several languages)."""
+        return self.lang == MULTIWAY
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """The languages the item's rows are in (what the training record counts as rows)."""
+        return tuple(self.query) if self.multiway else (self.lang,)
+
+    def texts(self) -> list[str]:
+        """The texts a model reads from this example (for the leakage guard)."""
+        sides = (self.query, self.doc, self.negative)
+        return list(dict.fromkeys(text for side in sides for text in side.values()))
+
+
+MULTIWAY = "mul"  # the ``lang`` of a multi-way parallel pair item (ISO 639-2 "multiple languages")
+
+
+def pair_lang(query_lang: str, doc_lang: str) -> str:
+    """How a pair's languages are recorded: ``en`` for a pair within one language, the two codes
+    sorted and joined (``de-en``) across two. Anything but ``en`` counts as non-English."""
+    return query_lang if query_lang == doc_lang else "-".join(sorted((query_lang, doc_lang)))
+
+
+Example = TextExample | ChoiceExample | SpanExample | TaggingExample | PairExample
 
 
 @dataclass(frozen=True)

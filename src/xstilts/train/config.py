@@ -14,6 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from xstilts.embedding.settings import Pooling
 from xstilts.errors import UsageError
 from xstilts.train.sampling import parse_sampling
 
@@ -21,7 +22,22 @@ from xstilts.train.sampling import parse_sampling
 _NOT_HASHED = {"out", "data_dir", "save_every", "keep_checkpoints", "log_every", "resume"}
 # Fields added after runs were first stored: left out of the hash while at their default, so a
 # finished run of an older configuration is still found and reused.
-_HASHED_WHEN_SET = {"budget": None}
+_HASHED_WHEN_SET = {
+    "budget": None,
+    "objective": "head",
+    "temperature": 0.05,
+    "learn_temperature": False,
+    "hard_negatives": True,
+    "hybrid_alpha": None,
+    "pairing": "any",
+    "pooling": "mean",
+    "layer": "last",
+    "prefix": "",
+    "query_prefix": None,
+    "doc_prefix": None,
+    "grad_cache": None,
+}
+OBJECTIVES = ("head", "contrastive")
 
 
 class Budget(BaseModel):
@@ -106,6 +122,54 @@ class TrainConfig(BaseModel):
     )
     mlm_weight: float = Field(1.0, gt=0, description="Weight of the MLM loss.")
     mlm_probability: float = Field(0.15, gt=0, lt=1, description="Share of tokens masked.")
+    objective: str | dict[str, str] = Field(
+        "head",
+        description="head (each task's own head; pair tasks are contrastive) or contrastive "
+        "(mnli, anli, qqp, xnli, pawsx through their pair form), for every task or per task: "
+        "xnli:contrastive,mnli:head.",
+    )
+    temperature: float = Field(
+        0.05, gt=0, le=10, description="Contrastive: softmax temperature of cosine similarities."
+    )
+    learn_temperature: bool = Field(
+        False, description="Contrastive: learn the temperature (starting at --temperature)."
+    )
+    hard_negatives: bool = Field(
+        True,
+        description="Contrastive: use the tasks' hard negatives (third column, contradictions).",
+    )
+    hybrid_alpha: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Contrastive, multi-way tasks: share of monolingual batches, the rest "
+        "cross-lingual (1, 0: the pure regimes); unset: each pair's languages drawn on their own.",
+    )
+    pairing: Literal["any", "en-x"] = Field(
+        "any",
+        description="Contrastive cross-lingual pairs: any two languages, or en-x (English "
+        "and another).",
+    )
+    pooling: Pooling = Field(
+        "mean", description="Contrastive sentence vector: pooling, as evaluation's --pooling."
+    )
+    layer: int | Literal["last"] = Field(
+        "last",
+        description="Contrastive sentence vector: hidden-state index, as evaluation's --layer.",
+    )
+    prefix: str = Field("", description="Contrastive: text prefix of both sides (E5: 'query: ').")
+    query_prefix: str | None = Field(
+        None, description="Contrastive: query prefix (default --prefix)."
+    )
+    doc_prefix: str | None = Field(
+        None, description="Contrastive: document prefix, e.g. 'passage: ' (default --prefix)."
+    )
+    grad_cache: int | None = Field(
+        None,
+        ge=1,
+        description="Contrastive: sentences per forward pass with gradient caching (GradCache): "
+        "the loss sees the whole batch, activation memory only this many.",
+    )
     skip_bad_rows: bool = Field(False, description="Skip and count malformed rows.")
     trust_remote_code: bool = Field(
         False, description="Allow model repositories to run their own Python code."
@@ -129,6 +193,29 @@ class TrainConfig(BaseModel):
                 raise ValueError(f"{v!r}: use SPLIT or TASK:SPLIT,TASK:SPLIT")
             return {t.strip(): s.strip() for t, s in pairs}
         return v
+
+    @field_validator("objective", mode="before")
+    @classmethod
+    def _objective_per_task(cls, v):
+        """``"xnli:contrastive,mnli:head"`` -> ``{"xnli": "contrastive", ...}``; values checked."""
+        if isinstance(v, str) and ":" in v:
+            pairs = [item.split(":", 1) for item in v.split(",") if item.strip()]
+            if any(len(p) != 2 or not p[0].strip() for p in pairs):
+                raise ValueError(f"{v!r}: use OBJECTIVE or TASK:OBJECTIVE,TASK:OBJECTIVE")
+            v = {t.strip(): o.strip() for t, o in pairs}
+        values = v.values() if isinstance(v, dict) else [v]
+        bad = [o for o in values if o not in OBJECTIVES]
+        if bad:
+            raise ValueError(f"{bad[0]!r} is not an objective: use {' or '.join(OBJECTIVES)}")
+        return v
+
+    @field_validator("layer", mode="before")
+    @classmethod
+    def _layer_index(cls, v):
+        """``"12"`` (the command line's form) -> 12; ``last`` stays."""
+        if isinstance(v, str) and v.strip().lstrip("-").isdigit():
+            return int(v)
+        return v.strip().lower() if isinstance(v, str) else v
 
     @field_validator("budget", mode="before")
     @classmethod
@@ -156,11 +243,32 @@ class TrainConfig(BaseModel):
             raise ValueError(str(exc).removeprefix("--sampling ")) from None
         return v
 
-    def split_for(self, task: str, default: str) -> str:
-        """The training split of one task."""
+    def split_for(self, task: str, default: str, *aliases: str) -> str:
+        """The training split of one task (``aliases``: other names it may be given under, e.g.
+        ``xnli`` for its pair form ``xnli-parallel``)."""
         if isinstance(self.train_split, dict):
-            return self.train_split.get(task, default)
+            for name in (task, *aliases):
+                if name in self.train_split:
+                    return self.train_split[name]
+            return default
         return self.train_split or default
+
+    def objective_for(self, task: str, *aliases: str) -> str:
+        """``head`` or ``contrastive`` for one task (per-task objectives name a task or one of
+        its ``aliases``; unnamed tasks keep their own head)."""
+        if isinstance(self.objective, dict):
+            for name in (task, *aliases):
+                if name in self.objective:
+                    return self.objective[name]
+            return "head"
+        return self.objective
+
+    def role_prefixes(self) -> tuple[str, str]:
+        """Contrastive (query, document) prefixes, each falling back to ``prefix`` (as
+        evaluation's)."""
+        q = self.prefix if self.query_prefix is None else self.query_prefix
+        d = self.prefix if self.doc_prefix is None else self.doc_prefix
+        return q, d
 
     def weights_hash(self) -> str:
         """Hash of every setting that changes the trained weights (paths excluded)."""

@@ -3,25 +3,45 @@
 Bad rows stop the run before any training (``file:line``), or are skipped and counted with
 ``skip_bad_rows``. A task without a labelled dev split gets a deterministic 10% of its training
 split held out for dev metrics (recorded as ``dev_note``).
+
+The tasks a run trains are ``tasks`` after ``objective``: a task trained contrastively is its
+pair form (``mnli`` -> ``mnli-pairs``; :func:`training_tasks`). A pair task's features are
+items (:mod:`xstilts.train.pairs`) and its batches carry languages (its language plan).
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
-from xstilts.errors import XstiltsError
-from xstilts.intermediate import IntermediateTask, LoadedSplit, parse_task_list
+from xstilts.errors import UsageError, XstiltsError
+from xstilts.intermediate import (
+    IntermediateTask,
+    LoadedSplit,
+    contrastive_view,
+    get_intermediate_task,
+    parse_task_list,
+)
 from xstilts.train.config import TrainConfig
-from xstilts.train.features import featurize
+from xstilts.train.features import collate, featurize
 from xstilts.train.heads import HeadSpec
 from xstilts.train.objectives import mlm_texts
+from xstilts.train.pairs import (
+    check_hybrid,
+    collate_pairs,
+    dev_draw,
+    featurize_pairs,
+    pair_tokens,
+    plan_for,
+)
 from xstilts.train.record import count_by_lang, derive_group, english_share, expected_counts
-from xstilts.train.sampling import parse_sampling, task_probabilities
+from xstilts.train.sampling import Draw, LanguagePlan, PairDraw, parse_sampling, task_probabilities
 
 HOLDOUT_FRACTION = 0.1  # of the training split, as dev rows, when no labelled dev split exists
 
@@ -42,6 +62,25 @@ class TaskData:
     feature_langs: list[str] = field(default_factory=list)
     feature_tokens: list[int] = field(default_factory=list)
     rows_by_lang: dict[str, int] = field(default_factory=dict)
+    # pair tasks: the languages of each batch's sides, and of the dev pairs
+    plan: LanguagePlan | None = None
+    dev_pairs: PairDraw | None = None
+    multiway: bool = False
+
+    def collate(self, batch: Draw, pad_id: int) -> dict[str, torch.Tensor]:
+        """The tensors of one drawn batch."""
+        if isinstance(batch, PairDraw):
+            return collate_pairs(self.train, batch, pad_id)
+        return collate([self.train[i] for i in batch.tolist()], pad_id)
+
+    def drawn(self, batch: Draw) -> Iterator[tuple[str, int]]:
+        """``(language, tokens)`` of every example of a drawn batch: what the training record
+        and a token budget count."""
+        if isinstance(batch, PairDraw):
+            yield from pair_tokens(self.train, batch)
+            return
+        for i in batch.tolist():
+            yield self.feature_langs[i], self.feature_tokens[i]
 
     def summary(self) -> dict[str, Any]:
         """What ``xstilts_run.json`` records about the task."""
@@ -58,6 +97,8 @@ class TaskData:
 def head_spec(td: TaskData) -> HeadSpec:
     """The head a task needs."""
     kind = td.task.kind
+    if kind == "contrastive":
+        return HeadSpec(td.task.name, kind, 1)
     if kind in ("classification", "tagging"):
         if not td.labels:
             raise XstiltsError(f"task {td.task.name}: no label set")
@@ -86,9 +127,19 @@ def _load(
     )
 
 
+def _aliases(task: IntermediateTask) -> tuple[str, ...]:
+    """Other names a task's options may be given under: a pair form's classification task."""
+    base = getattr(task, "base", None)
+    return (base.name,) if base is not None else ()
+
+
+def _train_split(task: IntermediateTask, cfg: TrainConfig) -> str:
+    return cfg.split_for(task.name, task.train_split, *_aliases(task))
+
+
 def _labelled_dev(task: IntermediateTask, cfg: TrainConfig, data_dir: Path) -> LoadedSplit | None:
     """The task's dev split when it is present, distinct from the training split and labelled."""
-    train_split = cfg.split_for(task.name, task.train_split)
+    train_split = _train_split(task, cfg)
     if train_split == task.dev_split or task.dev_split not in task.available(data_dir):
         return None
     dev = _load(task, cfg, data_dir, task.dev_split, cfg.eval_max_examples)
@@ -99,7 +150,7 @@ def _select(
     task: IntermediateTask, cfg: TrainConfig, data_dir: Path
 ) -> tuple[list, list, str, LoadedSplit]:
     """The training and dev examples of one task, the dev note, and the split they came from."""
-    train_split = cfg.split_for(task.name, task.train_split)
+    train_split = _train_split(task, cfg)
     dev_loaded = _labelled_dev(task, cfg, data_dir)
     note = ""
     if dev_loaded is None:
@@ -124,8 +175,59 @@ def select_examples(task: IntermediateTask, cfg: TrainConfig, data_dir: Path) ->
     return _select(task, cfg, data_dir)[0]
 
 
+def training_tasks(cfg: TrainConfig) -> list[IntermediateTask]:
+    """The tasks a run trains: ``tasks`` (groups expanded), each in the form its objective asks
+    for (a contrastive one's pair form); a per-task objective must name one of the tasks."""
+    tasks = parse_task_list(",".join(cfg.tasks))
+    if isinstance(cfg.objective, dict):
+        known = {t.name for t in tasks}
+        for name in cfg.objective:
+            if get_intermediate_task(name).name not in known:
+                raise UsageError(
+                    f"--objective names {name}, which is not among the tasks ({', '.join(known)})"
+                )
+    out = []
+    for task in tasks:
+        if cfg.objective_for(task.name, *_aliases(task)) == "contrastive":
+            task = contrastive_view(task)
+        out.append(task)
+    return list({t.name: t for t in out}.values())
+
+
+def _load_pairs(
+    task: IntermediateTask, cfg: TrainConfig, tokenizer: Any, selected: tuple
+) -> TaskData:
+    """A pair task's items, featurized, with its language plan and dev pairs."""
+    train_ex, dev_ex, note, loaded = selected
+    kw = {"max_length": cfg.max_length, "prefixes": cfg.role_prefixes()}
+    train = featurize_pairs(train_ex, tokenizer, hard_negatives=cfg.hard_negatives, **kw)
+    return TaskData(
+        task=task,
+        labels=None,
+        train=train,
+        dev=featurize_pairs(dev_ex, tokenizer, hard_negatives=False, **kw),
+        dev_examples=dev_ex,
+        n_train_examples=len(train_ex),
+        n_skipped=loaded.n_skipped,
+        dev_note=note,
+        rows_by_lang=rows_by_lang(train_ex),
+        plan=plan_for(
+            task.name, train_ex, alpha=cfg.hybrid_alpha, pairing=cfg.pairing, seed=cfg.seed
+        ),
+        dev_pairs=dev_draw(dev_ex, alpha=cfg.hybrid_alpha, pairing=cfg.pairing),
+        multiway=train_ex[0].multiway,
+    )
+
+
+def rows_by_lang(examples: list) -> dict[str, int]:
+    """Rows per language; a multi-way item is a row in each of its languages."""
+    return count_by_lang(lang for ex in examples for lang in getattr(ex, "languages", (ex.lang,)))
+
+
 def load_task(task: IntermediateTask, cfg: TrainConfig, tokenizer: Any, data_dir: Path) -> TaskData:
     """Load, check and featurize one task's train and dev rows."""
+    if task.kind == "contrastive":
+        return _load_pairs(task, cfg, tokenizer, _select(task, cfg, data_dir))
     train_ex, dev_ex, note, loaded = _select(task, cfg, data_dir)
     labels = loaded.labels if loaded.labels is not None else task.labels
     max_len = cfg.span_max_length if task.kind == "span" else cfg.max_length
@@ -157,16 +259,18 @@ def planned_rows(cfg: TrainConfig, data_dir: Path) -> dict[str, dict[str, int]]:
     """Training rows per task and language, as :func:`load_task` will select them, without a
     tokenizer (seconds): what decides a setting's group before anything is trained."""
     return {
-        task.name: count_by_lang(ex.lang for ex in select_examples(task, cfg, data_dir))
-        for task in parse_task_list(",".join(cfg.tasks))
+        task.name: rows_by_lang(select_examples(task, cfg, data_dir))
+        for task in training_tasks(cfg)
     }
 
 
 def load_task_data(cfg: TrainConfig, tokenizer: Any, data_dir: Path) -> list[TaskData]:
     """Load, check and featurize every task's train and dev rows before training starts."""
-    return [
-        load_task(task, cfg, tokenizer, data_dir) for task in parse_task_list(",".join(cfg.tasks))
-    ]
+    tasks = [load_task(task, cfg, tokenizer, data_dir) for task in training_tasks(cfg)]
+    check_hybrid(
+        cfg.hybrid_alpha, {td.task.name: td.multiway for td in tasks if td.plan is not None}
+    )
+    return tasks
 
 
 def plan_record(cfg: TrainConfig, data_dir: Path) -> dict[str, Any]:

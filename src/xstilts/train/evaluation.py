@@ -10,6 +10,7 @@ import torch
 from xstilts.train.data import TaskData
 from xstilts.train.features import collate, feature_length, postprocess_spans, to_device
 from xstilts.train.heads import MultiTaskModel
+from xstilts.train.pairs import evaluate_pairs
 from xstilts.train.task_metrics import compute_task_metrics
 
 
@@ -19,10 +20,16 @@ def evaluate_dev(
 ) -> dict[str, float]:
     """Dev metrics of one task with its own metric (``main`` = the task's headline metric).
 
-    Features are batched longest first (less padding) and predictions put back in order.
+    Features are batched longest first (less padding) and predictions put back in order. A pair
+    task's metric is retrieval accuracy over its dev pairs (:func:`evaluate_pairs`).
     """
     model.eval()
     kind = td.task.kind
+    if kind == "contrastive":
+        assert td.dev_pairs is not None
+        metrics = evaluate_pairs(model, td.dev, td.dev_pairs, pad_id, device, batch_size)
+        model.train()
+        return metrics
     n = len(td.dev)
     preds: list[Any] = [None] * n
     span: dict[int, tuple[np.ndarray, np.ndarray]] = {}

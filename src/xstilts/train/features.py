@@ -381,7 +381,10 @@ def _pad(values: list, pad: int) -> list:
 
 
 def feature_length(feature: dict) -> int:
-    """Tokens in a feature (its longest choice for multiple choice): what batching groups by."""
+    """Tokens in a feature (its longest choice for multiple choice; a pair item's own length):
+    what batching groups by."""
+    if "length" in feature:
+        return int(feature["length"])
     ids = feature["input_ids"]
     return max(len(x) for x in ids) if ids and isinstance(ids[0], list) else len(ids)
 

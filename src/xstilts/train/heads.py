@@ -9,16 +9,25 @@ Head shapes follow the usual recipes: RoBERTa-style classification head on the f
 head and a softmax over choices, span extraction predicts start/end logits per token, tagging a
 linear layer per token. The optional masked-LM head (Phang et al.'s "continued multilingual
 MLM" alternative) ties its output projection to the encoder's input embeddings.
+
+A contrastive task (:mod:`xstilts.train.contrastive`) has no projection: its loss is computed
+on the encoder's own sentence vectors, made by the function evaluation uses
+(:func:`xstilts.embedding.encoder.sentence_vectors`: the same hidden state, the same pooling),
+and its head only holds the temperature.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import re
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from xstilts.embedding.encoder import sentence_vectors
+from xstilts.train.contrastive import ContrastiveHead, batch_loss
 
 IGNORE_INDEX = -100
 
@@ -28,7 +37,7 @@ class HeadSpec:
     """What a head predicts: its kind and output size (saved next to the weights)."""
 
     task: str
-    kind: str  # classification | multiple_choice | span | tagging | mlm
+    kind: str  # classification | multiple_choice | span | tagging | contrastive
     num_labels: int = 1
 
     def to_dict(self) -> dict[str, Any]:
@@ -88,8 +97,27 @@ class MLMHead(nn.Module):
         return F.linear(x, embeddings, self.bias)
 
 
-def build_head(spec: HeadSpec, hidden: int, dropout: float) -> nn.Module:
+@dataclass(frozen=True)
+class SentenceSettings:
+    """How the contrastive objective makes and compares sentence vectors: the hidden-state
+    index and pooling (as evaluation's ``--layer``/``--pooling``), the temperature, and the
+    gradient-caching chunk (None: off)."""
+
+    layer: int = -1
+    pooling: str = "mean"
+    temperature: float = 0.05
+    learn_temperature: bool = False
+    grad_cache: int | None = None
+    special_ids: tuple[int, ...] = field(default=(), repr=False)
+
+
+def build_head(
+    spec: HeadSpec, hidden: int, dropout: float, sentence: SentenceSettings | None = None
+) -> nn.Module:
     """Instantiate the module for a head spec."""
+    if spec.kind == "contrastive":
+        s = sentence or SentenceSettings()
+        return ContrastiveHead(s.temperature, s.learn_temperature)
     if spec.kind in ("classification", "multiple_choice"):
         return ClassificationHead(hidden, spec.num_labels, dropout)
     if spec.kind == "span":
@@ -99,15 +127,36 @@ def build_head(spec: HeadSpec, hidden: int, dropout: float) -> nn.Module:
     raise ValueError(f"unknown head kind {spec.kind!r}")
 
 
+def head_key(task: str) -> str:
+    """A task's key among the heads: its name, with characters a module name cannot hold (the
+    dots and slashes of ``pairs:PATH``) replaced."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", task)
+
+
 class MultiTaskModel(nn.Module):
     """A shared encoder with one head per task; ``forward(task, batch) -> (loss, logits)``."""
 
-    def __init__(self, encoder: nn.Module, specs: list[HeadSpec], *, dropout: float = 0.1) -> None:
+    def __init__(
+        self,
+        encoder: nn.Module,
+        specs: list[HeadSpec],
+        *,
+        dropout: float = 0.1,
+        sentence: SentenceSettings | None = None,
+    ) -> None:
         super().__init__()
         self.encoder = encoder
         hidden = int(encoder.config.hidden_size)
         self.specs = {s.task: s for s in specs}
-        self.heads = nn.ModuleDict({s.task: build_head(s, hidden, dropout) for s in specs})
+        self.sentence = sentence or SentenceSettings()
+        self.heads = nn.ModuleDict(
+            {head_key(s.task): build_head(s, hidden, dropout, self.sentence) for s in specs}
+        )
+        self.register_buffer(
+            "special_ids",
+            torch.tensor(self.sentence.special_ids, dtype=torch.long),
+            persistent=False,
+        )
         self.mlm_head: MLMHead | None = None
 
     def enable_mlm(self) -> None:
@@ -125,14 +174,24 @@ class MultiTaskModel(nn.Module):
             kwargs["token_type_ids"] = batch["token_type_ids"]
         return self.encoder(**kwargs).last_hidden_state
 
+    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Sentence vectors ``(B, D)`` exactly as evaluation computes them (module docstring)."""
+        layers = [self.sentence.layer]
+        return sentence_vectors(
+            self.encoder, input_ids, attention_mask, self.special_ids, layers, self.sentence.pooling
+        )[0]
+
     def forward(
         self, task: str, batch: dict[str, torch.Tensor]
     ) -> tuple[torch.Tensor | None, torch.Tensor]:
-        """Loss (None without labels) and logits for one task's batch."""
+        """Loss (None without labels) and logits for one task's batch (a contrastive task's
+        loss over its pair batch, and no logits)."""
         if task == "mlm":
             return self.mlm_loss(batch), torch.empty(0)
         kind = self.specs[task].kind
-        head = self.heads[task]
+        head = self.heads[head_key(task)]
+        if kind == "contrastive":
+            return batch_loss(self.embed, head, batch, self.sentence.grad_cache), torch.empty(0)
         if kind == "multiple_choice":
             b, c, t = batch["input_ids"].shape
             flat = {k: v.view(b * c, t) for k, v in batch.items() if v.dim() == 3}

@@ -37,7 +37,7 @@ from xstilts.models.runs import write_pointer
 from xstilts.train.checkpoint import save_checkpoint
 from xstilts.train.config import TrainConfig
 from xstilts.train.evaluation import evaluate_all
-from xstilts.train.features import collate, to_device
+from xstilts.train.features import to_device
 from xstilts.train.recipe import (
     LOG_FILE,
     LogWindow,
@@ -131,7 +131,7 @@ def micro_step(recipe: Recipe, state: TrainState, micro: int) -> str:
     objective's, weighted. Returns the task drawn."""
     task, idx = recipe.sampler.next()
     td = recipe.by_name[task]
-    batch = to_device(collate([td.train[i] for i in idx], recipe.pad_id), recipe.device)
+    batch = to_device(td.collate(idx, recipe.pad_id), recipe.device)
     parts: dict[str, torch.Tensor] = {}
     with recipe.accelerator.autocast():
         loss, _ = recipe.model(task, batch)

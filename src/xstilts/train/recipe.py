@@ -24,6 +24,7 @@ import torch
 from xstilts.errors import UsageError
 from xstilts.hardware import configure_threads, resolve_device, resolve_dtype
 from xstilts.io import write_json_atomic, write_text_atomic
+from xstilts.layers import resolve_layers
 from xstilts.models import ModelRef, resolve_model
 from xstilts.models.runs import RUN_FILE, read_pointer
 from xstilts.paths import resolve_data_dir
@@ -31,14 +32,14 @@ from xstilts.train.checkpoint import load_checkpoint
 from xstilts.train.config import TrainConfig
 from xstilts.train.data import TaskData, head_spec, load_task_data
 from xstilts.train.features import feature_length
-from xstilts.train.heads import MultiTaskModel
+from xstilts.train.heads import MultiTaskModel, SentenceSettings
 from xstilts.train.objectives import MLMObjective, Objective, build_objectives
 from xstilts.train.record import count_by_lang, summarize
 from xstilts.train.sampling import TaskBatchSampler, parse_sampling
 
 LOG_FILE = "train_log.jsonl"
 # Parameters without weight decay (biases and normalisation weights), by name suffix.
-NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
+NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight", "log_scale")
 
 
 @dataclass
@@ -137,7 +138,12 @@ def setup(cfg: TrainConfig, status: Callable[[str], None]) -> tuple[Recipe, Trai
     status("loading and featurizing tasks")
     tasks = load_task_data(cfg, loaded.tokenizer, data_dir)
     torch.manual_seed(cfg.seed)  # head initialisation does not depend on data loading
-    core = MultiTaskModel(loaded.model, [head_spec(td) for td in tasks], dropout=cfg.dropout)
+    core = MultiTaskModel(
+        loaded.model,
+        [head_spec(td) for td in tasks],
+        dropout=cfg.dropout,
+        sentence=sentence_settings(cfg, loaded.model, loaded.tokenizer, accelerator),
+    )
     objectives = build_objectives(cfg, loaded.tokenizer, data_dir, core)
     optimizer = _optimizer(core, cfg, accelerator.device)
     sampler = TaskBatchSampler(
@@ -148,6 +154,7 @@ def setup(cfg: TrainConfig, status: Callable[[str], None]) -> tuple[Recipe, Trai
         seed=cfg.seed,
         rank=accelerator.process_index,
         world_size=accelerator.num_processes,
+        plans={td.task.name: td.plan for td in tasks if td.plan is not None},
     )
     total = total_steps(cfg, sampler, tasks, status)
     scheduler = _scheduler(optimizer, cfg, total)
@@ -173,6 +180,26 @@ def setup(cfg: TrainConfig, status: Callable[[str], None]) -> tuple[Recipe, Trai
     return recipe, state
 
 
+def sentence_settings(
+    cfg: TrainConfig, model: Any, tokenizer: Any, accelerator: Any
+) -> SentenceSettings:
+    """The contrastive objective's sentence vectors: ``layer`` checked against the model (as
+    evaluation checks ``--layer``); gradient caching only in one process (its second forward
+    pass runs inside the backward pass, where data parallelism has already synchronised)."""
+    n = int(model.config.num_hidden_layers) + 1
+    layer = resolve_layers([-1 if cfg.layer == "last" else cfg.layer], n)[0]
+    if cfg.grad_cache and accelerator.num_processes > 1:
+        raise UsageError("--grad-cache runs in one process; use --grad-accum across processes")
+    return SentenceSettings(
+        layer=layer,
+        pooling=cfg.pooling,
+        temperature=cfg.temperature,
+        learn_temperature=cfg.learn_temperature,
+        grad_cache=cfg.grad_cache,
+        special_ids=tuple(sorted(set(tokenizer.all_special_ids))),
+    )
+
+
 def total_steps(
     cfg: TrainConfig,
     sampler: TaskBatchSampler,
@@ -190,8 +217,7 @@ def total_steps(
 
     def size(task: str, batch: Any) -> float:
         if cfg.budget is not None and cfg.budget.kind == "tokens":
-            tokens = by_name[task].feature_tokens
-            return float(sum(tokens[i] for i in batch.tolist()))
+            return float(sum(tokens for _, tokens in by_name[task].drawn(batch)))
         return float(len(batch))
 
     steps, drawn = sampler.steps_for(cfg.budget.target, cfg.grad_accum, size)
@@ -214,10 +240,12 @@ def training_record(recipe: Recipe, steps: int) -> dict[str, Any]:
     for td in recipe.tasks:
         examples: Counter[str] = Counter()
         tokens: Counter[str] = Counter()
+        regimes: Counter[str] = Counter()
         for batch in recipe.sampler.drawn_batches(td.task.name):
-            for i in batch.tolist():
-                examples[td.feature_langs[i]] += 1
-                tokens[td.feature_langs[i]] += td.feature_tokens[i]
+            regimes[getattr(batch, "regime", "")] += 1
+            for lang, n in td.drawn(batch):
+                examples[lang] += 1
+                tokens[lang] += n
         tasks[td.task.name] = {
             "rows": td.rows_by_lang,
             "features": len(td.train),
@@ -225,6 +253,8 @@ def training_record(recipe: Recipe, steps: int) -> dict[str, Any]:
             "tokens": dict(sorted(tokens.items())),
             "epochs": round(sum(examples.values()) / max(len(td.train), 1), 4),
         }
+        if td.plan is not None:  # pair tasks: batches per regime (monolingual, cross-lingual...)
+            tasks[td.task.name]["batches"] = dict(sorted(regimes.items()))
     cfg = recipe.cfg
     record: dict[str, Any] = {
         "tasks": tasks,

@@ -10,19 +10,34 @@ permutation; examples are grouped by length inside windows of ``group_size`` bat
 padding, as the ``group_by_length`` option of Hugging Face's Trainer) and the batches shuffled.
 Under several processes every rank draws the same task (the model's heads stay in step) and
 takes its own slice of a global batch.
+
+Contrastive tasks draw a :class:`PairDraw`: the items as above plus the language each side of
+each item is read in, decided by the task's language plan:
+
+* :class:`FixedLanguages`: a pair keeps its own languages (MNLI pairs, a user's file);
+* :class:`HybridLanguages` (``hybrid_alpha``, Elmahdy et al. 2024's hybrid batches): each batch
+  is monolingual with probability alpha (both sides in one language, the languages taken in
+  turn) and otherwise cross-lingual (two different languages, the allowed pairs of the
+  ``pairing`` scheme taken in a reshuffled turn); alpha 1 and 0 are the pure regimes;
+* :class:`MixedLanguages` (no alpha): every pair's languages are drawn on their own.
+
+The n-th batch's languages are a pure function of the seed and n, so resuming needs no more
+state than the counters.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 
 from xstilts.errors import UsageError
 
 STRATEGIES = ("proportional", "temperature", "uniform")
+MONOLINGUAL, CROSS_LINGUAL, MIXED, FIXED = "monolingual", "cross-lingual", "mixed", "fixed"
 
 
 def parse_sampling(spec: str) -> tuple[str, float]:
@@ -59,8 +74,157 @@ def task_probabilities(
     return dict(zip(names, w.tolist(), strict=True))
 
 
+@dataclass(frozen=True)
+class PairDraw:
+    """One contrastive batch: items and the language each side of each item is read in."""
+
+    items: np.ndarray
+    query_langs: tuple[str, ...]
+    doc_langs: tuple[str, ...]
+    regime: str  # monolingual | cross-lingual | mixed | fixed
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def tolist(self) -> list[int]:
+        """The item indices."""
+        return self.items.tolist()
+
+    def __getitem__(self, rows: slice) -> PairDraw:
+        """A slice of the batch (one rank's share)."""
+        return PairDraw(self.items[rows], self.query_langs[rows], self.doc_langs[rows], self.regime)
+
+
+Draw = np.ndarray | PairDraw  # what a task's batch is: feature indices, or items with languages
+
+
+class LanguagePlan(Protocol):
+    """Decides the languages of a contrastive task's n-th batch."""
+
+    def draw(self, n: int, items: np.ndarray) -> PairDraw: ...
+
+
+@dataclass(frozen=True)
+class FixedLanguages:
+    """Every item keeps its own (query, document) languages."""
+
+    query_langs: Sequence[str]
+    doc_langs: Sequence[str]
+
+    def draw(self, n: int, items: np.ndarray) -> PairDraw:
+        rows = items.tolist()
+        return PairDraw(
+            items,
+            tuple(self.query_langs[i] for i in rows),
+            tuple(self.doc_langs[i] for i in rows),
+            FIXED,
+        )
+
+
+def cross_pairs(langs: Sequence[str], pairing: str) -> list[tuple[str, str]]:
+    """The (query, document) language pairs of cross-lingual pairs: ``any`` two different
+    languages, or ``en-x``: English and another, either way round."""
+    if pairing == "en-x":
+        return (
+            [p for x in langs if x != "en" for p in (("en", x), (x, "en"))] if "en" in langs else []
+        )
+    return [(x, y) for x in langs for y in langs if x != y]
+
+
+class HybridLanguages:
+    """Hybrid batches: monolingual with probability ``alpha``, else cross-lingual.
+
+    The batches' regimes and languages are generated in order from one seeded generator and
+    remembered, so the n-th is the same whenever it is asked for (a resumed run, the budget's
+    twin sampler, the training record).
+    """
+
+    def __init__(
+        self, langs: Sequence[str], alpha: float, pairing: str, seed: Sequence[int]
+    ) -> None:
+        self.langs = list(langs)
+        self.alpha = alpha
+        self.pairs = cross_pairs(self.langs, pairing)
+        self._rng = np.random.default_rng([*seed, 7919])
+        self._specs: list[tuple[str, str, str]] = []
+        self._mono = self._cross = 0
+        self._order: list[int] = []
+
+    def spec(self, n: int) -> tuple[str, str, str]:
+        """``(regime, query language, document language)`` of batch ``n``."""
+        while len(self._specs) <= n:
+            self._specs.append(self._next())
+        return self._specs[n]
+
+    def _next(self) -> tuple[str, str, str]:
+        if self._rng.random() < self.alpha:
+            lang = self.langs[self._mono % len(self.langs)]
+            self._mono += 1
+            return MONOLINGUAL, lang, lang
+        if self._cross % len(self.pairs) == 0:
+            self._order = self._rng.permutation(len(self.pairs)).tolist()
+        x, y = self.pairs[self._order[self._cross % len(self.pairs)]]
+        self._cross += 1
+        return CROSS_LINGUAL, x, y
+
+    def draw(self, n: int, items: np.ndarray) -> PairDraw:
+        regime, x, y = self.spec(n)
+        return PairDraw(items, (x,) * len(items), (y,) * len(items), regime)
+
+
+@dataclass(frozen=True)
+class MixedLanguages:
+    """Each pair's languages drawn on their own from ``combos`` (seeded by the batch number)."""
+
+    combos: Sequence[tuple[str, str]]
+    seed: Sequence[int]
+
+    def draw(self, n: int, items: np.ndarray) -> PairDraw:
+        rng = np.random.default_rng([*self.seed, n, 31])
+        picks = rng.integers(len(self.combos), size=len(items)).tolist()
+        return PairDraw(
+            items,
+            tuple(self.combos[k][0] for k in picks),
+            tuple(self.combos[k][1] for k in picks),
+            MIXED,
+        )
+
+
+def language_plan(
+    task: str,
+    langs: Sequence[str],
+    *,
+    alpha: float | None,
+    pairing: str,
+    identity: bool,
+    seed: Sequence[int],
+) -> HybridLanguages | MixedLanguages:
+    """The plan of a multi-way task; impossible requests are one-line errors: cross-lingual
+    batches need two languages (and English under ``en-x``), and translation items make no
+    monolingual pairs (a sentence and itself)."""
+    cross = cross_pairs(langs, pairing)
+    wants_cross = alpha is None or alpha < 1
+    if alpha is not None and alpha > 0 and identity:
+        raise UsageError(
+            f"{task}: --hybrid-alpha {alpha:g} asks for monolingual batches, but its items are "
+            "translations (a monolingual pair would be a sentence and itself): use 0"
+        )
+    if wants_cross and not cross and (alpha is not None or identity):
+        need = "English and another language" if pairing == "en-x" else "two languages"
+        shown = "unset" if alpha is None else f"{alpha:g}"
+        raise UsageError(
+            f"{task}: cross-lingual batches (--hybrid-alpha {shown}, --pairing {pairing}) need "
+            f"{need}; its languages: {', '.join(langs)}"
+        )
+    if alpha is not None:
+        return HybridLanguages(langs, alpha, pairing, seed)
+    mono = [] if identity else [(x, x) for x in langs]
+    return MixedLanguages(mono + cross, seed)
+
+
 class TaskBatchSampler:
-    """Draws ``(task, example indices)`` per step; state is two counters and a generator."""
+    """Draws ``(task, example indices)`` per step (a :class:`PairDraw` for a task with a
+    language plan); state is two counters and a generator."""
 
     def __init__(
         self,
@@ -73,7 +237,9 @@ class TaskBatchSampler:
         rank: int = 0,
         world_size: int = 1,
         group_size: int = 50,
+        plans: dict[str, LanguagePlan] | None = None,
     ) -> None:
+        self.plans = dict(plans or {})
         self.lengths = {t: np.asarray(v) for t, v in lengths.items()}
         self.tasks = list(lengths)
         self.batch_size = batch_size
@@ -89,6 +255,7 @@ class TaskBatchSampler:
         self.drawn = {t: 0 for t in self.tasks}
         self._epoch_cache: dict[str, tuple[int, list[np.ndarray]]] = {}
         self._args = (lengths, batch_size, strategy, temperature, seed, world_size, group_size)
+        self._args_plans = self.plans
 
     def batches_per_epoch(self, task: str) -> int:
         """Global batches in one pass over a task."""
@@ -117,30 +284,32 @@ class TaskBatchSampler:
         self._epoch_cache[task] = (epoch, batches)
         return batches
 
-    def _batch(self, task: str, n: int) -> np.ndarray:
+    def _batch(self, task: str, n: int) -> Draw:
         """The ``n``-th global batch ever drawn of ``task`` (every rank's examples)."""
         per_epoch = self.batches_per_epoch(task)
-        return self._epoch_batches(task, n // per_epoch)[n % per_epoch]
+        items = self._epoch_batches(task, n // per_epoch)[n % per_epoch]
+        plan = self.plans.get(task)
+        return items if plan is None else plan.draw(n, items)
 
-    def next_global(self) -> tuple[str, np.ndarray]:
+    def next_global(self) -> tuple[str, Draw]:
         """The next micro-batch's task and its whole global batch (every rank's examples)."""
         task = self.tasks[int(self._rng.choice(len(self.tasks), p=self._p))]
         n = self.drawn[task]
         self.drawn[task] += 1
         return task, self._batch(task, n)
 
-    def next(self) -> tuple[str, np.ndarray]:
+    def next(self) -> tuple[str, Draw]:
         """The next step's task and this rank's example indices."""
         task, batch = self.next_global()
         return task, batch[self.rank :: self.world_size]
 
-    def drawn_batches(self, task: str) -> Iterator[np.ndarray]:
+    def drawn_batches(self, task: str) -> Iterator[Draw]:
         """Every global batch of ``task`` drawn so far, in order (what the run has seen)."""
         for n in range(self.drawn[task]):
             yield self._batch(task, n)
 
     def steps_for(
-        self, target: float, grad_accum: int, size: Callable[[str, np.ndarray], float]
+        self, target: float, grad_accum: int, size: Callable[[str, Draw], float]
     ) -> tuple[int, dict[str, int]]:
         """Optimizer steps until the summed ``size`` of the drawn global batches reaches
         ``target`` (a training budget), found by drawing from a fresh twin of this sampler:
@@ -149,7 +318,7 @@ class TaskBatchSampler:
         lengths, batch_size, strategy, temperature, seed, world_size, group_size = self._args
         twin = TaskBatchSampler(
             lengths, batch_size, strategy=strategy, temperature=temperature, seed=seed,
-            world_size=world_size, group_size=group_size,
+            world_size=world_size, group_size=group_size, plans=self._args_plans,
         )  # fmt: skip
         seen, steps = 0.0, 0
         while seen < target:
