@@ -236,3 +236,34 @@ def test_eval_hash_ignores_batching_but_not_protocol_settings(tmp_path):
     assert eval_hash(spec, task) == before  # speed settings do not change the numbers
     spec.evaluation.pooling = "cls"
     assert eval_hash(spec, task) != before
+
+
+CONFIGS = Path(__file__).resolve().parents[1] / "src" / "xstilts" / "configs"
+
+# The study's groups as the rows trained on decide them (not as the names suggest): the
+# controls are what make the design readable (xnli-en: XNLI's items in English only; mnli+mlm:
+# English task rows plus multilingual MLM text, a mixed group).
+STUDY_GROUPS = {
+    "baseline": "baseline", "mnli": "english", "qqp": "english", "sst2": "english",
+    "anli": "english", "hellaswag": "english", "cosmosqa": "english",
+    "commonsenseqa": "english", "tydiqa-en": "english", "english-mt": "english",
+    "xnli": "multilingual", "pawsx": "multilingual", "tydiqa-multi": "multilingual",
+    "multi-mt": "multilingual", "mnli-pairs": "english", "xnli-hybrid": "multilingual",
+    "xnli-mono": "multilingual", "xnli-cross": "multilingual", "xnli-en": "english",
+    "mnli+mlm": "mixed",
+}  # fmt: skip
+
+
+def test_study_specs_share_one_design_and_groups_come_out_as_designed(data_dir):
+    full = load_spec(CONFIGS / "study-e5-small.yaml")
+    cpu = load_spec(CONFIGS / "study-e5-small-cpu.yaml")
+    xlmr = load_spec(CONFIGS / "study-xlmr.yaml")
+    by_name = {s.name: s for s in full.settings}
+    # the CPU variant keeps some settings of the full design, each defined exactly as there
+    assert {s.name: s for s in cpu.settings}.items() <= by_name.items()
+    assert {s.name: s for s in xlmr.settings} == by_name  # XLM-R: the very same design
+    assert [t.task for t in xlmr.evaluation.tasks] == [t.task for t in full.evaluation.tasks]
+    assert len(full.seeds) >= 3 and len(xlmr.seeds) >= 3
+    assert full.training["budget"] == xlmr.training["budget"]
+    one_seed = full.model_copy(update={"seeds": [0]})
+    assert {c.setting.name: c.group for c in expand_grid(one_seed)} == STUDY_GROUPS
