@@ -200,3 +200,19 @@ def test_dev_pairs_follow_the_regimes_training_draws(data_dir):
     assert all(q != d for q, d in zip(cross.query_langs, cross.doc_langs, strict=True))
     both = dev_draw(items, alpha=0.5, pairing="any")
     assert {q == d for q, d in zip(both.query_langs, both.doc_langs, strict=True)} == {True, False}
+
+
+def test_plan_weights_a_multiway_task_by_its_items_as_the_sampler_does(data_dir):
+    # the sampler draws an XNLI item (one row in each of 15 languages) as one example, so the
+    # plan must weigh the task by items, not by rows summed over languages (15x too many)
+    plan = plan_record(
+        cfg(tasks="mnli,xnli-parallel", train_split={"xnli-parallel": "dev"}), data_dir
+    )
+    rows = {t: plan["tasks"][t]["rows"] for t in ("mnli", "xnli-parallel")}
+    items = {"mnli": sum(rows["mnli"].values()), "xnli-parallel": rows["xnli-parallel"]["en"]}
+    assert set(rows["xnli-parallel"].values()) == {items["xnli-parallel"]}  # aligned items
+    expected = items["xnli-parallel"] / (items["mnli"] + items["xnli-parallel"])
+    assert plan["tasks"]["xnli-parallel"]["probability"] == pytest.approx(expected, abs=1e-6)
+    # 7% of the draws are non-English: mixed (weighed by rows, 55% of the draws would have
+    # been XNLI's and the setting "multilingual")
+    assert plan["group"] == "mixed"

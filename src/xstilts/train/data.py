@@ -258,10 +258,17 @@ def feature_tokens(feature: dict) -> int:
 def planned_rows(cfg: TrainConfig, data_dir: Path) -> dict[str, dict[str, int]]:
     """Training rows per task and language, as :func:`load_task` will select them, without a
     tokenizer (seconds): what decides a setting's group before anything is trained."""
-    return {
-        task.name: rows_by_lang(select_examples(task, cfg, data_dir))
-        for task in training_tasks(cfg)
-    }
+    return {task: rows for task, (rows, _) in _planned(cfg, data_dir).items()}
+
+
+def _planned(cfg: TrainConfig, data_dir: Path) -> dict[str, tuple[dict[str, int], int]]:
+    """Per task: rows per language, and the items the sampler draws from (a multi-way item,
+    one row in each of 15 languages, is one item: what task probabilities are weighted by)."""
+    out = {}
+    for task in training_tasks(cfg):
+        examples = select_examples(task, cfg, data_dir)
+        out[task.name] = (rows_by_lang(examples), len(examples))
+    return out
 
 
 def load_task_data(cfg: TrainConfig, tokenizer: Any, data_dir: Path) -> list[TaskData]:
@@ -279,8 +286,9 @@ def plan_record(cfg: TrainConfig, data_dir: Path) -> dict[str, Any]:
     the expected share of each language among the examples drawn, hence the group
     (:func:`xstilts.train.record.derive_group`). A finished run's exact record replaces it."""
     strategy, temperature = parse_sampling(cfg.sampling)
-    rows = planned_rows(cfg, data_dir)
-    probs = task_probabilities({t: sum(r.values()) for t, r in rows.items()}, strategy, temperature)
+    planned = _planned(cfg, data_dir)
+    rows = {t: r for t, (r, _) in planned.items()}
+    probs = task_probabilities({t: n for t, (_, n) in planned.items()}, strategy, temperature)
     mlm_rows = (
         count_by_lang(lang for _, lang in mlm_texts(cfg.mlm_data, data_dir)) if cfg.mlm_aux else {}
     )
