@@ -16,7 +16,7 @@ from xstilts.experiment.grid import expand_grid
 from xstilts.experiment.spec import ReportOptions, load_spec
 from xstilts.report import corrections
 from xstilts.report.build import headline_result
-from xstilts.report.folds import selection_mask
+from xstilts.report.folds import build_folds, selection_mask
 from xstilts.tasks import all_headlines
 from xstilts.tasks.results import metric_row
 from xstilts.train.config import TrainConfig
@@ -194,6 +194,24 @@ def test_selection_and_test_splits_are_disjoint_and_fixed():
     for g in range(30):  # an article is on one side only
         assert len(set(by_group[groups == g])) == 1
     assert by_group.sum() == 100
+
+
+def test_a_stratum_of_one_group_is_split_by_item_and_said_so():
+    # a quick LAReQA subset whose 74 Arabic questions all come from one article: a split by
+    # article would leave one side empty (the study's report crashed on it); split by item
+    one = np.zeros(74, dtype=int)
+    mask = selection_mask(74, "lareqa|ar|test|selection", fraction=1 / 3, seed=0, groups=one)
+    assert mask.sum() == 25 and (~mask).sum() == 49
+    items = {("a", "ar"): np.arange(74) % 2 == 0, ("b", "ar"): np.arange(74) % 3 == 0}
+    folds = build_folds(
+        items, {"ar": one}, "mean", {"ar": "lareqa|ar|test|selection"},
+        fraction=1 / 3, seed=0, n_boot=50,
+    )  # fmt: skip
+    assert folds.by_item == ["ar"] and folds.selection.sizes["ar"] == 25
+    two = np.repeat([0, 1], 37)
+    assert build_folds(
+        items, {"ar": two}, "mean", {"ar": "k"}, fraction=1 / 3, seed=0, n_boot=50
+    ).by_item == []
 
 
 def _two_candidates(selection_winner: str, n: int = 300) -> tuple[pd.DataFrame, dict]:

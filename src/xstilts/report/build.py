@@ -454,6 +454,12 @@ def headline_result(
     arrays, item_notes = _item_arrays(rows, headline, langs, items, value)
     notes += item_notes
     folds = _folds(rows, headline, langs, items, arrays, options)
+    if folds is not None and folds.by_item:
+        notes.append(
+            f"{headline.label}: the items of {', '.join(folds.by_item)} come from one group "
+            "(one LAReQA article, one Mewsli-X document), so their selection and test splits "
+            "divide its items and share its context"
+        )
     if test_only and folds is None:
         raise DataError(
             f"{headline.label}: report_layer best needs per-sentence items of every cell to "

@@ -36,10 +36,15 @@ def selection_mask(
 ) -> np.ndarray:
     """``True`` for the items of the selection split of one stratum, ``False`` for its test
     split: a ``fraction`` of the items (or of the groups, with ``groups``), drawn with a
-    generator seeded by ``(seed, crc32(key))``: the same for every cell, run and report."""
+    generator seeded by ``(seed, crc32(key))``: the same for every cell, run and report.
+
+    A stratum whose items all belong to one group (a quick LAReQA subset whose questions come
+    from one article) cannot be split by group: its items are split instead, so both splits
+    exist; the two then share that group's context (:func:`single_group`, said in the report).
+    """
     rng = np.random.default_rng([seed, zlib.crc32(key.encode("utf-8"))])
     mask = np.zeros(n, dtype=bool)
-    if groups is None:
+    if groups is None or single_group(groups):
         k = min(n - 1, max(1, round(fraction * n))) if n > 1 else 0
         mask[rng.choice(n, size=k, replace=False)] = True
         return mask
@@ -47,6 +52,11 @@ def selection_mask(
     k = min(len(unique) - 1, max(1, round(fraction * len(unique)))) if len(unique) > 1 else 0
     chosen = rng.choice(unique, size=k, replace=False)
     return np.isin(groups, chosen)
+
+
+def single_group(groups: np.ndarray | None) -> bool:
+    """Whether a stratum's items all belong to one group (and there are at least two items)."""
+    return groups is not None and len(groups) > 1 and len(np.unique(groups)) == 1
 
 
 @dataclass
@@ -66,6 +76,7 @@ class Folds:
     masks: dict[str, np.ndarray]
     selection: FoldScores
     test: FoldScores
+    by_item: list[str] = field(default_factory=list)  # one-group languages, split by item
 
     def score(self, fold: str, keys: list[str], langs: list[str]) -> float:
         """Mean over languages of the mean over ``keys`` (a setting's seeds) on one split."""
@@ -112,4 +123,5 @@ def build_folds(
                 out[fold].values[(c, lang)] = statistic_value(systems[i], statistic)
                 out[fold].reps[(c, lang)] = reps[i]
             out[fold].sizes[lang] = int(keep.sum())
-    return Folds(masks, out["selection"], out["test"])
+    by_item = [lang for lang in langs if single_group(groups.get(lang))]
+    return Folds(masks, out["selection"], out["test"], by_item)
