@@ -209,9 +209,12 @@ def test_a_stratum_of_one_group_is_split_by_item_and_said_so():
     )  # fmt: skip
     assert folds.by_item == ["ar"] and folds.selection.sizes["ar"] == 25
     two = np.repeat([0, 1], 37)
-    assert build_folds(
-        items, {"ar": two}, "mean", {"ar": "k"}, fraction=1 / 3, seed=0, n_boot=50
-    ).by_item == []
+    assert (
+        build_folds(
+            items, {"ar": two}, "mean", {"ar": "k"}, fraction=1 / 3, seed=0, n_boot=50
+        ).by_item
+        == []
+    )
 
 
 def _two_candidates(selection_winner: str, n: int = 300) -> tuple[pd.DataFrame, dict]:
