@@ -84,3 +84,41 @@ def header(title: str) -> None:
         f"{'yes' if cpu_supports_bf16() else 'no'}), {available_cpus()} of {os.cpu_count()} "
         f"CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads"
     )
+
+
+def xstilts_train_rate(**config: object) -> float:
+    """Examples/s of :func:`xstilts.train.loop.train` over its optimizer steps: one run in a
+    temporary directory, logging once (``log_every`` = steps), without checkpoints; ``config``
+    holds the :class:`~xstilts.train.config.TrainConfig` fields of the variant."""
+    import tempfile
+
+    from xstilts.train.config import TrainConfig
+    from xstilts.train.loop import train
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = TrainConfig(
+            out=Path(tmp) / "r",
+            eval_max_examples=8,
+            save_every=10**9,
+            log_every=config["max_steps"],
+            data_dir=DATA,
+            **config,
+        )
+        train(cfg)
+        log = [json.loads(x) for x in (cfg.out / "train_log.jsonl").read_text().splitlines()]
+        return next(r["examples_per_s"] for r in log if "examples_per_s" in r)
+
+
+def rate_table(
+    runs: dict[str, list[dict]], reference: str, label: str, unit: str, rounds: int
+) -> None:
+    """Print each variant's fastest rate, peak RSS and its speed ratio to ``reference`` (named
+    ``label``; the median over rounds of the per-round ratio: :func:`paired_ratio`)."""
+    seconds = {v: [1 / r["examples_per_s"] for r in rs] for v, rs in runs.items()}
+    print(f"{rounds} rounds (rotating order); {unit} = fastest round")
+    print(f"{'variant':<18}{unit:>12}{'peak MB':>9}{'vs ' + label:>12}")
+    for name, rs in runs.items():
+        best = max(r["examples_per_s"] for r in rs)
+        peak = max(r["peak_rss_mb"] for r in rs)
+        ratio = paired_ratio(seconds[reference], seconds[name])
+        print(f"{name:<18}{best:>12.2f}{peak:>9.0f}{ratio:>12.2f}")

@@ -24,9 +24,8 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-from pathlib import Path
 
-from _common import DATA, header, paired_ratio, peak_rss_mb, subprocess_rounds
+from _common import DATA, header, peak_rss_mb, rate_table, subprocess_rounds, xstilts_train_rate
 
 
 def run_variant(args: argparse.Namespace) -> dict:
@@ -38,30 +37,18 @@ def run_variant(args: argparse.Namespace) -> dict:
     configure_threads()
     n = args.steps * args.batch_size
     if args.variant == "xstilts":
-        from xstilts.train.config import TrainConfig
-        from xstilts.train.loop import train
-
-        with tempfile.TemporaryDirectory() as tmp:
-            cfg = TrainConfig(
-                model=args.model,
-                tasks=["mnli-pairs"],
-                out=Path(tmp) / "r",
-                max_examples=n,
-                max_steps=args.steps,
-                batch_size=args.batch_size,
-                max_length=args.max_length,
-                lr=2e-5,
-                temperature=0.05,
-                hard_negatives=False,
-                mixed_precision="no" if args.precision == "fp32" else "bf16",
-                eval_max_examples=8,
-                save_every=10**9,
-                log_every=args.steps,
-                data_dir=DATA,
-            )
-            train(cfg)
-            log = [json.loads(x) for x in (cfg.out / "train_log.jsonl").read_text().splitlines()]
-            rate = next(r["examples_per_s"] for r in log if "examples_per_s" in r)
+        rate = xstilts_train_rate(
+            model=args.model,
+            tasks=["mnli-pairs"],
+            max_examples=n,
+            max_steps=args.steps,
+            batch_size=args.batch_size,
+            max_length=args.max_length,
+            lr=2e-5,
+            temperature=0.05,
+            hard_negatives=False,
+            mixed_precision="no" if args.precision == "fp32" else "bf16",
+        )
         return {"variant": args.variant, "examples_per_s": rate, "peak_rss_mb": peak_rss_mb()}
 
     from datasets import Dataset
@@ -133,14 +120,7 @@ def main() -> None:
     runs = subprocess_rounds(__file__, ["st-mnrl", "xstilts"], args.rounds)
     if "st-mnrl" not in runs or "xstilts" not in runs:
         raise SystemExit("a variant failed in some round (its error is printed above)")
-    # seconds per pair, so that paired_ratio(st, variant) is variant's speed-up
-    spp = {v: [1 / r["examples_per_s"] for r in rs] for v, rs in runs.items()}
-    print(f"{args.rounds} rounds (rotating order); pairs/s = fastest round")
-    print(f"{'variant':<10}{'pairs/s':>10}{'peak MB':>9}{'vs ST':>8}")
-    for name, rs in runs.items():
-        best = max(r["examples_per_s"] for r in rs)
-        peak = max(r["peak_rss_mb"] for r in rs)
-        print(f"{name:<10}{best:>10.2f}{peak:>9.0f}{paired_ratio(spp['st-mnrl'], spp[name]):>8.2f}")
+    rate_table(runs, "st-mnrl", "ST", "pairs/s", args.rounds)
     print("vs ST: median over rounds of the per-round speed ratio (target xstilts >= 1.0)")
 
 

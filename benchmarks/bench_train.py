@@ -19,9 +19,8 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-from pathlib import Path
 
-from _common import DATA, header, paired_ratio, peak_rss_mb, subprocess_rounds
+from _common import DATA, header, peak_rss_mb, rate_table, subprocess_rounds, xstilts_train_rate
 
 
 def run_variant(args: argparse.Namespace) -> dict:
@@ -35,29 +34,16 @@ def run_variant(args: argparse.Namespace) -> dict:
     configure_threads()
     n = args.steps * args.batch_size
     if args.variant == "xstilts":
-        from xstilts.train.config import TrainConfig
-        from xstilts.train.loop import train
-
-        with tempfile.TemporaryDirectory() as tmp:
-            cfg = TrainConfig(
-                model=args.model,
-                tasks=["mnli"],
-                out=Path(tmp) / "r",
-                max_examples=n,
-                max_steps=args.steps,
-                batch_size=args.batch_size,
-                max_length=args.max_length,
-                lr=2e-5,
-                mixed_precision="no",
-                eval_max_examples=8,
-                save_every=10**9,
-                log_every=args.steps,
-                data_dir=DATA,
-            )
-            train(cfg)
-            # one log record covers every step (log_every = steps): the loop's own rate
-            log = [json.loads(x) for x in (cfg.out / "train_log.jsonl").read_text().splitlines()]
-            rate = next(r["examples_per_s"] for r in log if "examples_per_s" in r)
+        rate = xstilts_train_rate(
+            model=args.model,
+            tasks=["mnli"],
+            max_examples=n,
+            max_steps=args.steps,
+            batch_size=args.batch_size,
+            max_length=args.max_length,
+            lr=2e-5,
+            mixed_precision="no",
+        )
         return {"variant": args.variant, "examples_per_s": rate, "peak_rss_mb": peak_rss_mb()}
 
     from transformers import (
@@ -120,16 +106,7 @@ def main() -> None:
         f"max length {args.max_length}"
     )
     runs = subprocess_rounds(__file__, ["trainer", "trainer-grouped", "xstilts"], args.rounds)
-    # seconds per example, so that paired_ratio(trainer, variant) is variant's speed-up
-    spe = {v: [1 / r["examples_per_s"] for r in rs] for v, rs in runs.items()}
-    print(f"{args.rounds} rounds (rotating order); examples/s = fastest round")
-    print(f"{'variant':<18}{'examples/s':>12}{'peak MB':>9}{'vs Trainer':>12}")
-    for name, rs in runs.items():
-        best = max(r["examples_per_s"] for r in rs)
-        peak = max(r["peak_rss_mb"] for r in rs)
-        print(
-            f"{name:<18}{best:>12.1f}{peak:>9.0f}{paired_ratio(spe['trainer'], spe[name]):>12.2f}"
-        )
+    rate_table(runs, "trainer", "Trainer", "examples/s", args.rounds)
     print("vs Trainer: median over rounds of the per-round speed ratio (target xstilts >= 1.0)")
 
 
