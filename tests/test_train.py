@@ -357,3 +357,13 @@ def test_cpu_smoke_run_builtin_e5_then_evaluate(tmp_path, capsys, monkeypatch):
     assert res["model"]["source"] == "run"
     acc = next(m["value"] for m in res["metrics"] if m["direction"] == "en->x")
     assert acc > 0.8  # 13 steps on 200 examples must not wreck a good retrieval model
+
+
+@pytest.mark.dtype_sensitive
+def test_runs_of_different_precision_train_one_after_another_in_one_process(tiny_model, tmp_path):
+    # accelerate's process-wide state refused the second precision: on a host with native
+    # bf16 (auto = bf16) every later run asking for fp32 failed (found by make test's bf16 pass)
+    for i, precision in enumerate(["bf16", "no", "auto", "no"]):
+        out = tmp_path / f"r{i}"
+        train(small(tiny_model, out, "sst2", max_steps=2, mixed_precision=precision))
+        assert (out / "checkpoints" / "final").is_dir()

@@ -300,10 +300,17 @@ def _accelerator(cfg: TrainConfig) -> Any:
     # Deferred: accelerate takes seconds to import, and the CLI and the experiment runner
     # import this module whether or not they train.
     from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
     from accelerate.utils import DistributedDataParallelKwargs, set_seed
 
+    precision = _mixed_precision(cfg.mixed_precision)
+    if AcceleratorState._shared_state.get("_mixed_precision") not in (None, precision):
+        # accelerate keeps one process-wide state and refuses a second precision; one process
+        # trains runs one after another (the experiment runner, the tests), so the finished
+        # run's state is dropped (the distributed set-up, PartialState, is kept)
+        AcceleratorState._reset_state()
     accelerator = Accelerator(
-        mixed_precision=_mixed_precision(cfg.mixed_precision),
+        mixed_precision=precision,
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
     )
     set_seed(cfg.seed)
