@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import math
 import resource
 import statistics
 import sys
@@ -36,6 +35,7 @@ import torch
 from _common import header
 from xstilts.embedding.encoder import LazyEncoder
 from xstilts.errors import XstiltsError
+from xstilts.experiment.estimate import steps_of
 from xstilts.experiment.grid import Cell, expand_grid
 from xstilts.experiment.spec import ExperimentSpec, load_spec
 from xstilts.models import resolve_model
@@ -50,23 +50,6 @@ def peak_memory_gb() -> float:
     if torch.cuda.is_available():
         return torch.cuda.max_memory_allocated() / 2**30
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-
-
-def steps_of(cell: Cell, tokens_per_example: float) -> int:
-    """Optimizer steps the cell's run will take: from its budget, else max_steps, else epochs
-    over the planned rows (a QA row may make several features: a lower bound then)."""
-    cfg = cell.train
-    assert cfg is not None and cell.plan is not None
-    per_step = cfg.batch_size * cfg.grad_accum
-    if cfg.budget is not None:
-        examples = cfg.budget.target
-        if cfg.budget.kind == "tokens":
-            examples = cfg.budget.target / tokens_per_example
-        return math.ceil(examples / per_step)
-    if cfg.max_steps:
-        return cfg.max_steps
-    rows = sum(sum(t["rows"].values()) for t in cell.plan["tasks"].values())
-    return math.ceil(cfg.epochs * rows / per_step)
 
 
 def rehearse_training(cell: Cell, steps: int) -> dict[str, Any]:
@@ -196,7 +179,7 @@ def main() -> None:
         print(f"{real}: {len(cells)} cells, {len(trained)} trained; rehearsing {what} with "
               f"{alt} for {args.steps} steps")  # fmt: skip
         tr = rehearse_training(chosen, args.steps)
-        steps = sum(steps_of(c, tr["tokens_per_example"]) for c in trained)
+        steps = sum(steps_of(c.train, c.plan, tr["tokens_per_example"]) for c in trained)
         tok_s, tokens, enc_peak = rehearse_encoding(one, alt, texts, args.sentences)
         total_h += report(real, cells, trained, tr, steps, tok_s, tokens, enc_peak)
         peak = max(peak, tr["peak_gb"], enc_peak)

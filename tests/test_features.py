@@ -298,3 +298,32 @@ def test_collate_pads_and_drops_postprocessing_keys(tokenizer: Any) -> None:
     assert batch["attention_mask"][1, 0].tolist() == [1, 0, 0, 0]
     with pytest.raises(UsageError):
         collate([], pad)
+
+
+def test_features_built_as_drawn_equal_featurizing_everything(data_dir, tokenizer):
+    """Lazy features (the training default) are the eager ones, built once each, a batch per
+    tokenizer call; bad labels are refused on the examples, before anything is built."""
+    from xstilts.train.features import Features, check_examples
+
+    xnli = get_intermediate_task("xnli")
+    examples = xnli.load(data_dir, "dev", ["de", "en"], max_examples=300).examples
+    eager = featurize(xnli, examples, tokenizer, max_length=24, labels=xnli.labels)
+    calls: list[int] = []
+
+    def build(exs: list) -> list[dict]:
+        calls.append(len(exs))
+        return featurize(xnli, exs, tokenizer, max_length=24, labels=xnli.labels)
+
+    lazy = Features(examples, build)
+    assert len(lazy) == len(examples) and lazy.n_built == 0
+    picked = [250, 3, 3, 17]
+    assert lazy.take(picked) == [eager[i] for i in picked]
+    assert calls == [3] and lazy.n_built == 3  # the duplicate built once
+    assert lazy[17] == eager[17] and calls == [3]  # cached: no new call
+    assert lazy[-1] == eager[-1] and list(lazy) == eager
+    assert lazy.lengths(np.array([3, 250])).tolist() == [
+        len(eager[3]["input_ids"]),
+        len(eager[250]["input_ids"]),
+    ]
+    with pytest.raises(UsageError, match="label index 2 outside the head's 2 labels"):
+        check_examples(xnli, examples, ("a", "b"))

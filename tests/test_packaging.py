@@ -69,5 +69,6 @@ def test_installed_quickstart_runs_outside_the_checkout(installed: Path, tmp_pat
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "mnli+xnli" in proc.stdout and "4 cells" in proc.stdout
+    assert "estimate on this machine" in proc.stdout  # calibrated from the wheel too
     shown = proc.stdout.replace("\n", "")  # run directories, relative to the working directory
     assert "runs/quickstart/train/builtin_multilingual-e5-small-" in shown and "../" not in shown

@@ -163,3 +163,55 @@ def test_impossible_language_plans_are_one_line_errors():
     # one language, monolingual only: fine
     plan = language_plan("x", ["en"], alpha=1.0, pairing="any", identity=False, seed=[0])
     assert plan.draw(0, np.arange(3)).query_langs == ("en", "en", "en")
+
+
+def _eager_epoch(n: int, lengths: np.ndarray, seed: int, task: int, epoch: int, gb: int, gs: int):
+    """The sampler's epoch as it was written before it became lazy: every window sorted up
+    front, then the batches shuffled (the reference the lazy epoch must reproduce)."""
+    rng = np.random.default_rng([seed, task, epoch])
+    order = rng.permutation(n)
+    groups = []
+    for start in range(0, n, gb * gs):
+        chunk = order[start : start + gb * gs]
+        chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
+        groups.extend(chunk[i : i + gb] for i in range(0, len(chunk), gb))
+    return [groups[i] for i in rng.permutation(len(groups))]
+
+
+class CountingLengths:
+    """A lazy length source that records which indices were measured."""
+
+    def __init__(self, lengths: np.ndarray) -> None:
+        self.table = lengths
+        self.measured: set[int] = set()
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def lengths(self, indices: np.ndarray) -> np.ndarray:
+        self.measured.update(indices.tolist())
+        return self.table[indices]
+
+
+@pytest.mark.parametrize(("n", "batch", "group"), [(1037, 8, 5), (40, 16, 50), (96, 4, 3)])
+def test_lazy_epochs_equal_sorting_every_window_up_front(n, batch, group):
+    lengths = np.random.default_rng(3).integers(1, 60, size=n)
+    for source in (lengths.tolist(), CountingLengths(lengths)):
+        s = TaskBatchSampler({"a": source}, batch, seed=7, group_size=group)
+        per_epoch = s.batches_per_epoch("a")
+        drawn = [s.next()[1] for _ in range(2 * per_epoch + 3)]  # into a third epoch
+        expected = [b for e in range(3) for b in _eager_epoch(n, lengths, 7, 0, e, batch, group)][
+            : len(drawn)
+        ]
+        assert len(drawn) == len(expected)
+        assert all(np.array_equal(a, b) for a, b in zip(drawn, expected, strict=True))
+
+
+def test_a_few_batches_measure_only_their_windows():
+    lengths = np.random.default_rng(0).integers(1, 60, size=20_000)
+    source = CountingLengths(lengths)
+    s = TaskBatchSampler({"a": source}, 16, seed=0, group_size=50)
+    for _ in range(3):
+        s.next()
+    # three batches touch at most three windows of 16 x 50 examples, not the 20,000
+    assert 0 < len(source.measured) <= 3 * 800

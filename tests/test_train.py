@@ -367,3 +367,18 @@ def test_runs_of_different_precision_train_one_after_another_in_one_process(tiny
         out = tmp_path / f"r{i}"
         train(small(tiny_model, out, "sst2", max_steps=2, mixed_precision=precision))
         assert (out / "checkpoints" / "final").is_dir()
+
+
+def test_a_short_run_featurizes_only_what_it_draws(tiny_model, tmp_path):
+    """3 steps of 8 on all of SST-2 (67k rows): the log's first-step record shows the time to
+    the first optimizer step and that only the drawn windows were featurized."""
+    cfg = small(tiny_model, tmp_path / "r", "sst2", max_examples=None, max_steps=3)
+    train(cfg)
+    rows = [json.loads(x) for x in (tmp_path / "r" / "train_log.jsonl").read_text().splitlines()]
+    first = next(r for r in rows if "first_step_s" in r)
+    assert first["step"] == 1 and 0 < first["setup_s"] <= first["first_step_s"]
+    built, total = map(int, first["featurized"]["sst2"].split("/"))
+    assert total > 60_000
+    assert 0 < built <= 8 * 50  # the first batch's window (batch 8 x 50 batches), no more
+    record = json.loads((tmp_path / "r" / "training_record.json").read_text())
+    assert sum(record["tasks"]["sst2"]["examples"].values()) == 24

@@ -20,9 +20,15 @@ from rich.progress import (
 )
 
 from xstilts.cli.console import err, out, print_report, print_table
+from xstilts.experiment.estimate import estimate_cells, machine_id
 from xstilts.experiment.grid import Cell, expand_grid
 from xstilts.experiment.leakage import CONTAMINATION_SHARE
-from xstilts.experiment.runner import check_leakage, describe, run_experiment
+from xstilts.experiment.runner import (
+    check_leakage,
+    describe,
+    pending_evaluations,
+    run_experiment,
+)
 from xstilts.experiment.spec import ExperimentSpec, check_spec_models, load_spec
 from xstilts.io import ensure_writable
 from xstilts.report import make_report
@@ -140,8 +146,11 @@ def run_spec(
     return target
 
 
-def _dry_run(spec: ExperimentSpec, trust_remote_code: bool, allow_overlap: bool) -> None:
-    """Every check a run makes before working (models, groups, leakage), and the grid."""
+def _dry_run(
+    spec: ExperimentSpec, trust_remote_code: bool, allow_overlap: bool, estimate: bool = True
+) -> None:
+    """Every check a run makes before working (models, groups, leakage), the grid, and how
+    long the run would take here (``estimate``)."""
     layers = check_spec_models(spec, trust_remote_code=trust_remote_code)
     rows = describe(spec)
     header = list(rows[0])
@@ -157,13 +166,56 @@ def _dry_run(spec: ExperimentSpec, trust_remote_code: bool, allow_overlap: bool)
         "--allow-overlap):\n  "
         + "\n  ".join(f"{d}{' CONTAMINATION' if bad else ''}" for d, bad in sorted(found.items()))
     )
+    if estimate:
+        _print_estimate(spec, trust_remote_code)
+
+
+def _minutes(seconds: float) -> str:
+    return "-" if seconds <= 0 else f"{seconds / 60:.1f}"
+
+
+def _print_estimate(spec: ExperimentSpec, trust_remote_code: bool) -> None:
+    """Each cell's predicted training and evaluation time on this machine, and the total
+    (:mod:`xstilts.experiment.estimate`)."""
+    cells = expand_grid(spec)
+    estimates = estimate_cells(
+        spec,
+        cells,
+        pending_evaluations(spec, cells),
+        trust_remote_code=trust_remote_code,
+        status=err.print,
+    )
+    rows = [[e.label, _minutes(e.train_s), _minutes(e.eval_s), e.note] for e in estimates]
+    total_train = sum(e.train_s for e in estimates)
+    total_eval = sum(e.eval_s for e in estimates)
+    rows.append(["total", _minutes(total_train), _minutes(total_eval), ""])
+    print_table(
+        f"estimate on this machine ({machine_id()}): {(total_train + total_eval) / 60:.0f} min",
+        ["cell", "training min", "evaluation min", "work"],
+        rows,
+        bold_last_row=True,
+    )
+    out.print(
+        "estimate from a cached calibration of each model's training and encoding tokens/s "
+        "here; mining, scoring and the report are not counted"
+    )
 
 
 RemoteOpt = Annotated[
     bool,
     typer.Option(help="Allow model repositories to run their own code (the spec must ask too)."),
 ]
-DryRunOpt = Annotated[bool, typer.Option(help="Check the spec and show the grid; run nothing.")]
+DryRunOpt = Annotated[
+    bool,
+    typer.Option(help="Check the spec, show the grid and how long it would take; run nothing."),
+]
+EstimateOpt = Annotated[
+    bool,
+    typer.Option(
+        help="With --dry-run: estimate each cell's time here (a calibration of a few seconds "
+        "per model and machine, cached)."
+    ),
+]
 OverlapOpt = Annotated[
     bool,
     typer.Option(
@@ -177,6 +229,7 @@ OverlapOpt = Annotated[
 def run_command(
     spec: Annotated[Path, typer.Argument(help="Experiment spec (YAML).")],
     dry_run: DryRunOpt = False,
+    estimate: EstimateOpt = True,
     report: Annotated[bool, typer.Option(help="Write the report when done.")] = True,
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Report folder (default: <output>/report).")
@@ -193,7 +246,7 @@ def run_command(
     if output is not None:  # a packaged spec's own output would point into the package
         loaded.output = output.resolve()
     if dry_run:
-        _dry_run(loaded, trust_remote_code, allow_overlap)
+        _dry_run(loaded, trust_remote_code, allow_overlap, estimate)
         return
     run_spec(
         loaded, report=report, out_dir=out_dir, trust_remote_code=trust_remote_code,
@@ -206,6 +259,7 @@ def quickstart_command(
         "runs/quickstart"
     ),
     dry_run: DryRunOpt = False,
+    estimate: EstimateOpt = True,
 ) -> None:
     """The main job on the builtin model: baseline vs English vs multilingual intermediate
     training (the packaged configs/quickstart.yaml), evaluated on Tatoeba and BUCC, with a
@@ -214,7 +268,7 @@ def quickstart_command(
         spec = load_spec(path)
     spec.output = output.resolve()
     if dry_run:
-        _dry_run(spec, False, False)
+        _dry_run(spec, False, False, estimate)
         return
     run_spec(spec, report=True)
 

@@ -206,6 +206,22 @@ def check_leakage(
     }
 
 
+def pending_evaluations(spec: ExperimentSpec, cells: list[Cell]) -> dict[str, list[str]]:
+    """Per cell key, the evaluations (:func:`eval_key`) not yet in the results store: what a
+    run of ``spec`` would still do (every one when there is no store yet; nothing is
+    created)."""
+    assert spec.output is not None
+    plans = [(eval_key(t), eval_hash(spec, t)) for t in spec.evaluation.tasks]
+    path = spec.output / STORE_FILE
+    if not path.is_file():
+        return {c.key: [k for k, _ in plans] for c in cells}
+    store = ResultStore(path)
+    try:
+        return {c.key: [k for k, h in plans if not store.eval_done(c.key, k, h)] for c in cells}
+    finally:
+        store.close()
+
+
 def run_experiment(
     spec: ExperimentSpec,
     *,

@@ -136,25 +136,36 @@ class ModelRef:
             "hidden_size": int(getattr(cfg, "hidden_size", 0) or getattr(cfg, "d_model", 0)),
         }
 
+    def _error(self, exc: BaseException) -> ModelError:
+        hint = (
+            " (the hub is not reachable: use a local directory or builtin:NAME)"
+            if self.source == "hub"
+            else ""
+        )
+        return ModelError(f"cannot load model {self.spec!r}: {_first_line(exc)}{hint}")
+
+    def load_tokenizer(self) -> Any:
+        """The tokenizer alone (counting tokens needs no weights)."""
+        transformers.logging.set_verbosity_error()
+        try:
+            return transformers.AutoTokenizer.from_pretrained(
+                self.path, trust_remote_code=self.trust_remote_code
+            )
+        except Exception as exc:
+            raise self._error(exc) from None
+
     def load(self, device: str | None = None) -> LoadedModel:
         """Load tokenizer and encoder; one-line :class:`ModelError` on failure."""
 
         transformers.logging.set_verbosity_error()
         transformers.utils.logging.disable_progress_bar()
+        tokenizer = self.load_tokenizer()
         try:
-            tokenizer = transformers.AutoTokenizer.from_pretrained(
-                self.path, trust_remote_code=self.trust_remote_code
-            )
             model = transformers.AutoModel.from_pretrained(
                 self.path, trust_remote_code=self.trust_remote_code
             )
         except Exception as exc:  # junk or truncated weights raise safetensors/torch errors too
-            hint = (
-                " (the hub is not reachable: use a local directory or builtin:NAME)"
-                if self.source == "hub"
-                else ""
-            )
-            raise ModelError(f"cannot load model {self.spec!r}: {_first_line(exc)}{hint}") from None
+            raise self._error(exc) from None
         if getattr(model.config, "is_encoder_decoder", False) and hasattr(model, "get_encoder"):
             model = model.get_encoder()
         if device:

@@ -1,7 +1,13 @@
-"""Training data: every task's train and dev rows, loaded, checked and featurized up front.
+"""Training data: every task's train and dev rows, loaded and checked up front, featurized as
+drawn.
 
 Bad rows stop the run before any training (``file:line``), or are skipped and counted with
-``skip_bad_rows``. A task without a labelled dev split gets a deterministic 10% of its training
+``skip_bad_rows``; labels and choice counts are checked on every example before the first step
+too. Training features are built the first time the sampler draws them
+(:class:`~xstilts.train.features.Features`: a 3-step run on SST-2 featurizes a few windows of
+its 67k rows, not all of them); span tasks and the (small) dev sets are featurized up front.
+
+A task without a labelled dev split gets a deterministic 10% of its training
 split held out for dev metrics (recorded as ``dev_note``).
 
 The tasks a run trains are ``tasks`` after ``objective``: a task trained contrastively is its
@@ -29,7 +35,7 @@ from xstilts.intermediate import (
     parse_task_list,
 )
 from xstilts.train.config import TrainConfig
-from xstilts.train.features import collate, featurize
+from xstilts.train.features import Features, check_examples, collate, featurize
 from xstilts.train.heads import HeadSpec
 from xstilts.train.objectives import mlm_texts
 from xstilts.train.pairs import (
@@ -52,15 +58,14 @@ class TaskData:
 
     task: IntermediateTask
     labels: tuple[str, ...] | None
-    train: list[dict]
+    train: Features
     dev: list[dict]
     dev_examples: list
     n_train_examples: int
     n_skipped: int
     dev_note: str = ""
-    # per training feature: the language of its example and its tokens (what a draw counts)
+    # per training feature: the language of its example (what a draw counts, with its tokens)
     feature_langs: list[str] = field(default_factory=list)
-    feature_tokens: list[int] = field(default_factory=list)
     rows_by_lang: dict[str, int] = field(default_factory=dict)
     # pair tasks: the languages of each batch's sides, and of the dev pairs
     plan: LanguagePlan | None = None
@@ -69,18 +74,20 @@ class TaskData:
 
     def collate(self, batch: Draw, pad_id: int) -> dict[str, torch.Tensor]:
         """The tensors of one drawn batch."""
+        feats = self.train.take(batch.tolist())
         if isinstance(batch, PairDraw):
-            return collate_pairs(self.train, batch, pad_id)
-        return collate([self.train[i] for i in batch.tolist()], pad_id)
+            return collate_pairs(dict(zip(batch.tolist(), feats, strict=True)), batch, pad_id)
+        return collate(feats, pad_id)
 
     def drawn(self, batch: Draw) -> Iterator[tuple[str, int]]:
         """``(language, tokens)`` of every example of a drawn batch: what the training record
         and a token budget count."""
+        feats = self.train.take(batch.tolist())
         if isinstance(batch, PairDraw):
-            yield from pair_tokens(self.train, batch)
+            yield from pair_tokens(dict(zip(batch.tolist(), feats, strict=True)), batch)
             return
-        for i in batch.tolist():
-            yield self.feature_langs[i], self.feature_tokens[i]
+        for i, f in zip(batch.tolist(), feats, strict=True):
+            yield self.feature_langs[i], feature_tokens(f)
 
     def summary(self) -> dict[str, Any]:
         """What ``xstilts_run.json`` records about the task."""
@@ -200,11 +207,17 @@ def _load_pairs(
     """A pair task's items, featurized, with its language plan and dev pairs."""
     train_ex, dev_ex, note, loaded = selected
     kw = {"max_length": cfg.max_length, "prefixes": cfg.role_prefixes()}
-    train = featurize_pairs(train_ex, tokenizer, hard_negatives=cfg.hard_negatives, **kw)
+    keys: dict[str, int] = {}  # one text -> key table for every lazily built batch
+
+    def build(examples: list) -> list[dict]:
+        return featurize_pairs(
+            examples, tokenizer, hard_negatives=cfg.hard_negatives, keys=keys, **kw
+        )
+
     return TaskData(
         task=task,
         labels=None,
-        train=train,
+        train=Features(train_ex, build),
         dev=featurize_pairs(dev_ex, tokenizer, hard_negatives=False, **kw),
         dev_examples=dev_ex,
         n_train_examples=len(train_ex),
@@ -225,14 +238,21 @@ def rows_by_lang(examples: list) -> dict[str, int]:
 
 
 def load_task(task: IntermediateTask, cfg: TrainConfig, tokenizer: Any, data_dir: Path) -> TaskData:
-    """Load, check and featurize one task's train and dev rows."""
+    """Load and check one task's train and dev rows; featurize the dev rows, and the training
+    rows as they are drawn (span tasks: up front, see :class:`Features`)."""
     if task.kind == "contrastive":
         return _load_pairs(task, cfg, tokenizer, _select(task, cfg, data_dir))
     train_ex, dev_ex, note, loaded = _select(task, cfg, data_dir)
     labels = loaded.labels if loaded.labels is not None else task.labels
     max_len = cfg.span_max_length if task.kind == "span" else cfg.max_length
     kw = {"max_length": max_len, "doc_stride": cfg.doc_stride, "labels": labels}
-    train = featurize(task, train_ex, tokenizer, **kw)
+    if task.kind == "span":
+        train = Features.built(featurize(task, train_ex, tokenizer, **kw))
+        langs = [train_ex[f["example_index"]].lang for f in train]
+    else:
+        check_examples(task, train_ex, labels)
+        train = Features(train_ex, lambda exs: featurize(task, exs, tokenizer, **kw))
+        langs = [ex.lang for ex in train_ex]
     return TaskData(
         task=task,
         labels=labels,
@@ -242,8 +262,7 @@ def load_task(task: IntermediateTask, cfg: TrainConfig, tokenizer: Any, data_dir
         n_train_examples=len(train_ex),
         n_skipped=loaded.n_skipped,
         dev_note=note,
-        feature_langs=[train_ex[f.get("example_index", i)].lang for i, f in enumerate(train)],
-        feature_tokens=[feature_tokens(f) for f in train],
+        feature_langs=langs,
         rows_by_lang=count_by_lang(ex.lang for ex in train_ex),
     )
 
@@ -272,7 +291,8 @@ def _planned(cfg: TrainConfig, data_dir: Path) -> dict[str, tuple[dict[str, int]
 
 
 def load_task_data(cfg: TrainConfig, tokenizer: Any, data_dir: Path) -> list[TaskData]:
-    """Load, check and featurize every task's train and dev rows before training starts."""
+    """Load and check every task's train and dev rows before training starts (training rows are
+    featurized as drawn)."""
     tasks = [load_task(task, cfg, tokenizer, data_dir) for task in training_tasks(cfg)]
     check_hybrid(
         cfg.hybrid_alpha, {td.task.name: td.multiway for td in tasks if td.plan is not None}

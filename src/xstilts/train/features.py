@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, overload
 
 import numpy as np
 import torch
@@ -58,30 +58,111 @@ def featurize(
     """
     if max_length < 8:
         raise UsageError(f"max_length {max_length} is too small (at least 8 tokens)")
+    check_examples(task, examples, labels)
     if task.kind == "classification":
         feats = _classification(examples, tokenizer, max_length)
     elif task.kind == "multiple_choice":
-        feats = _multiple_choice(task, examples, tokenizer, max_length)
+        feats = _multiple_choice(examples, tokenizer, max_length)
     elif task.kind == "span":
         feats = _spans(examples, tokenizer, max_length, doc_stride)
     elif task.kind == "tagging":
         feats = _tagging(examples, tokenizer, max_length)
     else:  # pragma: no cover - the registry only has the four kinds
         raise UsageError(f"unknown head kind {task.kind!r}")
-    if labels is not None and task.kind in ("classification", "tagging"):
-        _check_label_range(task, feats, len(labels))
     return feats
 
 
-def _check_label_range(task: IntermediateTask, feats: list[dict], n: int) -> None:
-    for f in feats:
-        values = f["labels"] if isinstance(f["labels"], list) else [f["labels"]]
-        bad = [v for v in values if v != IGNORE_INDEX and not 0 <= v < n]
+def check_examples(
+    task: IntermediateTask, examples: Sequence[Any], labels: tuple[str, ...] | None
+) -> None:
+    """What featurization would refuse, checked on the examples themselves (no tokenizer), so
+    a run featurizing lazily still refuses bad data before its first step: every label index
+    must fit the head's ``labels`` (a dev split read with a different tag inventory would
+    silently train the wrong classes); every multiple-choice example has the task's number
+    of choices."""
+    if task.kind == "multiple_choice":
+        counts = {len(ex.choices) for ex in examples}
+        if len(counts) > 1 or (task.num_choices and counts and counts != {task.num_choices}):
+            raise UsageError(
+                f"task {task.name}: examples have {sorted(counts)} choices, expected "
+                f"{task.num_choices} for every example"
+            )
+    if labels is None or task.kind not in ("classification", "tagging"):
+        return
+    n = len(labels)
+    for ex in examples:
+        values = ex.tags if task.kind == "tagging" else (ex.label,)
+        bad = [v for v in values if v != UNLABELLED and not 0 <= v < n]
         if bad:
             raise UsageError(
                 f"task {task.name}: label index {bad[0]} outside the head's {n} labels "
                 "(load dev/test with labels=<the training split's labels>)"
             )
+
+
+class Features(Sequence[dict]):
+    """A task's training features, one per example, built the first time a batch draws them.
+
+    A run of a few steps draws a few hundred of SST-2's 67k examples: featurizing only what is
+    drawn (and the windows the length-grouped sampler sorts) makes the time to the first step
+    independent of the dataset's size. Built features are kept, so each is built once; a
+    feature is a pure function of its example, so a lazy run trains on exactly the features an
+    eager one would. Span tasks cut one example into several windows, so their features are
+    built up front (:meth:`built`): there the sampler counts windows, which only
+    featurization knows.
+    """
+
+    def __init__(self, examples: Sequence[Any], build: Callable[[list], list[dict]]) -> None:
+        self.examples = examples
+        self._build = build
+        self._cache: dict[int, dict] = {}
+
+    @classmethod
+    def built(cls, features: list[dict]) -> Features:
+        """Features already built (every one of them)."""
+        out = cls(features, _unbuildable)
+        out._cache = dict(enumerate(features))
+        return out
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    @overload
+    def __getitem__(self, i: int) -> dict: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[dict]: ...
+    def __getitem__(self, i: int | slice) -> dict | list[dict]:
+        if isinstance(i, slice):
+            return self.take(range(*i.indices(len(self))))
+        return self.take([i])[0]
+
+    def __iter__(self) -> Iterator[dict]:
+        for start in range(0, len(self), 1024):  # one tokenizer call per block, not per row
+            yield from self.take(range(start, min(start + 1024, len(self))))
+
+    def take(self, indices: Iterable[int]) -> list[dict]:
+        """The features of ``indices``, building the missing ones in one tokenizer call."""
+        idx = [int(i) % len(self) if int(i) < 0 else int(i) for i in indices]
+        missing = sorted({i for i in idx if i not in self._cache})
+        if missing:
+            built = self._build([self.examples[i] for i in missing])
+            if len(built) != len(missing):  # pragma: no cover - the builders are one-to-one
+                raise RuntimeError(f"{len(missing)} examples made {len(built)} features")
+            self._cache.update(zip(missing, built, strict=True))
+        return [self._cache[i] for i in idx]
+
+    def lengths(self, indices: np.ndarray) -> np.ndarray:
+        """Token lengths of ``indices`` (:func:`feature_length`): what the sampler groups by."""
+        return np.array([feature_length(f) for f in self.take(indices)], dtype=np.int64)
+
+    @property
+    def n_built(self) -> int:
+        """Features built so far (the run record shows how much a lazy run featurized)."""
+        return len(self._cache)
+
+
+def _unbuildable(examples: list) -> list[dict]:  # pragma: no cover - built() caches every one
+    raise RuntimeError("these features were built up front")
 
 
 def _label(value: int) -> int:
@@ -123,16 +204,8 @@ def _classification(examples: list[TextExample], tok: Any, max_length: int) -> l
 # --------------------------------------------------------------------------- multiple choice
 
 
-def _multiple_choice(
-    task: IntermediateTask, examples: list[ChoiceExample], tok: Any, max_length: int
-) -> list[dict]:
+def _multiple_choice(examples: list[ChoiceExample], tok: Any, max_length: int) -> list[dict]:
     keys = _model_keys(tok)
-    counts = {len(ex.choices) for ex in examples}
-    if len(counts) > 1 or (task.num_choices and counts and counts != {task.num_choices}):
-        raise UsageError(
-            f"task {task.name}: examples have {sorted(counts)} choices, expected "
-            f"{task.num_choices} for every example"
-        )
     firsts = [ex.context for ex in examples for _ in ex.choices]
     seconds = [c for ex in examples for c in ex.choices]
     enc = _pair_encode(tok, firsts, seconds, max_length)

@@ -86,11 +86,18 @@ def train(
     on_status: Callable[[str], None] | None = None,
 ) -> TrainResult:
     """Run (or resume) one training run; returns best and final dev metrics."""
-    recipe, state = setup(cfg, on_status or _quiet)
+    started = time.perf_counter()
+    status = on_status or _quiet
+    recipe, state = setup(cfg, status)
+    setup_s = time.perf_counter() - started
     recipe.model.train()
     state.window = LogWindow()
+    first = True
     while state.step < recipe.total:
         task = optimizer_step(recipe, state)
+        if first:
+            log_first_step(recipe, state, setup_s, time.perf_counter() - started, status)
+            first = False
         if state.step % cfg.log_every == 0 or state.step == recipe.total:
             info = log_step(recipe, state, task)
             if on_step is not None:
@@ -154,6 +161,28 @@ def _append_log(recipe: Recipe, record: dict[str, Any]) -> None:
     if recipe.is_main:
         with (recipe.run_dir / LOG_FILE).open("a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
+
+
+def log_first_step(
+    recipe: Recipe, state: TrainState, setup_s: float, seconds: float, status: Callable[[str], None]
+) -> None:
+    """Time from the start of :func:`train` to this process's first optimizer step (setup:
+    model, data, featurizing what the first draws need), and the features built by then."""
+    built = {td.task.name: f"{td.train.n_built}/{len(td.train)}" for td in recipe.tasks}
+    _append_log(
+        recipe,
+        {
+            "step": state.step,
+            "setup_s": round(setup_s, 3),
+            "first_step_s": round(seconds, 3),
+            "featurized": built,
+        },
+    )
+    status(
+        f"first optimizer step after {seconds:.1f} s (setup {setup_s:.1f} s; features built: "
+        + ", ".join(f"{t} {n}" for t, n in built.items())
+        + ")"
+    )
 
 
 def log_step(recipe: Recipe, state: TrainState, task: str) -> StepInfo:

@@ -51,9 +51,13 @@ def featurize_pairs(
     max_length: int,
     prefixes: tuple[str, str],
     hard_negatives: bool = True,
+    keys: dict[str, int] | None = None,
 ) -> list[dict]:
     """One feature per item (module docstring); ``prefixes``: (query, document) prefixes, the
-    document's also for hard negatives; ``hard_negatives=False`` leaves them out."""
+    document's also for hard negatives; ``hard_negatives=False`` leaves them out. ``keys``:
+    the text -> key table to extend, shared by the calls that featurize one task's items a
+    few at a time (:class:`~xstilts.train.features.Features`), so equal texts get equal keys
+    whichever call met them first."""
     texts: dict[str, set[str]] = {"query": set(), "doc": set()}
     for ex in examples:
         texts["query"].update(ex.query.values())
@@ -64,7 +68,7 @@ def featurize_pairs(
         side: _tokenized(tokenizer, texts[side], prefix, max_length)
         for side, prefix in zip(("query", "doc"), prefixes, strict=True)
     }
-    keys: dict[str, int] = {}
+    keys = {} if keys is None else keys
     feats = []
     for ex in examples:
         sides = {

@@ -31,7 +31,6 @@ from xstilts.paths import resolve_data_dir
 from xstilts.train.checkpoint import load_checkpoint
 from xstilts.train.config import TrainConfig
 from xstilts.train.data import TaskData, head_spec, load_task_data
-from xstilts.train.features import feature_length
 from xstilts.train.heads import MultiTaskModel, SentenceSettings
 from xstilts.train.objectives import MLMObjective, Objective, build_objectives
 from xstilts.train.record import count_by_lang, summarize
@@ -147,7 +146,7 @@ def setup(cfg: TrainConfig, status: Callable[[str], None]) -> tuple[Recipe, Trai
     objectives = build_objectives(cfg, loaded.tokenizer, data_dir, core)
     optimizer = _optimizer(core, cfg, accelerator.device)
     sampler = TaskBatchSampler(
-        {td.task.name: [feature_length(f) for f in td.train] for td in tasks},
+        {td.task.name: td.train for td in tasks},  # lengths measured as windows are drawn
         cfg.batch_size,
         strategy=strategy,
         temperature=temperature,

@@ -222,13 +222,60 @@ def language_plan(
     return MixedLanguages(mono + cross, seed)
 
 
+class LengthSource(Protocol):
+    """Lengths computed on demand (lazily featurized examples: only the windows drawn)."""
+
+    def __len__(self) -> int: ...
+
+    def lengths(self, indices: np.ndarray) -> np.ndarray: ...
+
+
+def _length_lookup(lengths: Sequence[int] | LengthSource) -> Callable[[np.ndarray], np.ndarray]:
+    """``indices -> lengths`` for a plain sequence of lengths or a :class:`LengthSource`."""
+    if hasattr(lengths, "lengths"):
+        return lengths.lengths  # type: ignore[union-attr]
+    table = np.asarray(lengths)
+    return lambda indices: table[indices]
+
+
+class _Epoch:
+    """One pass over a task: a seeded permutation cut into windows of ``group_size`` batches,
+    each window sorted longest first and cut into batches, the batches then shuffled.
+
+    Built lazily, window by window: the batch permutation only needs the number of batches, and
+    a batch needs only its own window's lengths, so drawing a few batches measures a few
+    windows (what lets featurization wait for the draw). The batches are exactly those of
+    sorting every window up front: the same generator calls in the same order."""
+
+    def __init__(
+        self, epoch: int, rng: np.random.Generator, size: int, batch: int, group_size: int
+    ) -> None:
+        self.epoch = epoch
+        self.order = rng.permutation(size)
+        self.batch_size = batch
+        self.window = batch * group_size
+        self.group_size = group_size
+        self.perm = rng.permutation(math.ceil(size / batch))
+        self._sorted: dict[int, np.ndarray] = {}
+
+    def batch(self, k: int, length_of: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        """The ``k``-th batch of the epoch."""
+        group = int(self.perm[k])
+        w = group // self.group_size  # every window but the last holds group_size batches
+        if w not in self._sorted:
+            chunk = self.order[w * self.window : (w + 1) * self.window]
+            self._sorted[w] = chunk[np.argsort(-length_of(chunk), kind="stable")]
+        start = (group % self.group_size) * self.batch_size
+        return self._sorted[w][start : start + self.batch_size]
+
+
 class TaskBatchSampler:
     """Draws ``(task, example indices)`` per step (a :class:`PairDraw` for a task with a
     language plan); state is two counters and a generator."""
 
     def __init__(
         self,
-        lengths: dict[str, Sequence[int]],
+        lengths: dict[str, Sequence[int] | LengthSource],
         batch_size: int,
         *,
         strategy: str = "proportional",
@@ -240,54 +287,48 @@ class TaskBatchSampler:
         plans: dict[str, LanguagePlan] | None = None,
     ) -> None:
         self.plans = dict(plans or {})
-        self.lengths = {t: np.asarray(v) for t, v in lengths.items()}
+        self.sizes = {t: len(v) for t, v in lengths.items()}
+        self._length_of = {t: _length_lookup(v) for t, v in lengths.items()}
         self.tasks = list(lengths)
         self.batch_size = batch_size
         self.global_batch = batch_size * world_size
         self.rank, self.world_size = rank, world_size
         self.seed = seed
         self.group_size = group_size
-        self.probs = task_probabilities(
-            {t: len(v) for t, v in self.lengths.items()}, strategy, temperature
-        )
+        self.probs = task_probabilities(self.sizes, strategy, temperature)
         self._p = np.array([self.probs[t] for t in self.tasks])
         self._rng = np.random.default_rng(seed)
         self.drawn = {t: 0 for t in self.tasks}
-        self._epoch_cache: dict[str, tuple[int, list[np.ndarray]]] = {}
+        self._epochs: dict[str, _Epoch] = {}
         self._args = (lengths, batch_size, strategy, temperature, seed, world_size, group_size)
         self._args_plans = self.plans
 
     def batches_per_epoch(self, task: str) -> int:
         """Global batches in one pass over a task."""
-        return math.ceil(len(self.lengths[task]) / self.global_batch)
+        return math.ceil(self.sizes[task] / self.global_batch)
 
     @property
     def micro_batches_per_epoch(self) -> int:
         """Steps for one pass over every task (what ``--epochs`` counts)."""
         return sum(self.batches_per_epoch(t) for t in self.tasks)
 
-    def _epoch_batches(self, task: str, epoch: int) -> list[np.ndarray]:
-        cached = self._epoch_cache.get(task)
-        if cached and cached[0] == epoch:
-            return cached[1]
-        rng = np.random.default_rng([self.seed, self.tasks.index(task), epoch])
-        order = rng.permutation(len(self.lengths[task]))
-        window = self.global_batch * self.group_size
-        groups = []
-        for start in range(0, len(order), window):
-            chunk = order[start : start + window]
-            chunk = chunk[np.argsort(-self.lengths[task][chunk], kind="stable")]
-            groups.extend(
-                chunk[i : i + self.global_batch] for i in range(0, len(chunk), self.global_batch)
+    def _epoch(self, task: str, epoch: int) -> _Epoch:
+        cached = self._epochs.get(task)
+        if cached is None or cached.epoch != epoch:
+            cached = _Epoch(
+                epoch,
+                np.random.default_rng([self.seed, self.tasks.index(task), epoch]),
+                self.sizes[task],
+                self.global_batch,
+                self.group_size,
             )
-        batches = [groups[i] for i in rng.permutation(len(groups))]
-        self._epoch_cache[task] = (epoch, batches)
-        return batches
+            self._epochs[task] = cached
+        return cached
 
     def _batch(self, task: str, n: int) -> Draw:
         """The ``n``-th global batch ever drawn of ``task`` (every rank's examples)."""
         per_epoch = self.batches_per_epoch(task)
-        items = self._epoch_batches(task, n // per_epoch)[n % per_epoch]
+        items = self._epoch(task, n // per_epoch).batch(n % per_epoch, self._length_of[task])
         plan = self.plans.get(task)
         return items if plan is None else plan.draw(n, items)
 

@@ -1,0 +1,86 @@
+"""Run-time estimates of ``xstilts run --dry-run``: calibration cache, the arithmetic, and
+finished work counted as done."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from test_experiment import base_doc, write_spec
+from xstilts.experiment import estimate
+from xstilts.experiment.estimate import Calibration, estimate_cells, training_tokens
+from xstilts.experiment.grid import expand_grid
+from xstilts.experiment.runner import pending_evaluations, run_experiment
+from xstilts.experiment.spec import load_spec
+from xstilts.models import resolve_model
+from xstilts.paths import resolve_data_dir
+
+pytestmark = pytest.mark.dtype_sensitive  # the estimate resolves "auto" as a run would
+
+FIXED = Calibration(1000.0, 10_000.0, 2.0, "test machine", "now")
+
+
+def small_doc() -> dict:
+    doc = base_doc()
+    doc["seeds"] = [0]
+    doc["settings"] = doc["settings"][:2]  # baseline and mnli
+    return doc
+
+
+def test_calibration_is_measured_once_per_model_and_machine():
+    first, fresh = estimate.cached_calibration("builtin:tiny-random-xlmr", "fp32", "fp32")
+    again, fresh_again = estimate.cached_calibration("builtin:tiny-random-xlmr", "fp32", "fp32")
+    assert fresh and not fresh_again and first == again
+    assert first.train_tokens_per_s > 0 and first.encode_tokens_per_s > first.train_tokens_per_s
+    assert first.machine == estimate.machine_id()
+    # another precision is another measurement
+    assert estimate.calibration_file("m", "fp32", "fp32") != estimate.calibration_file(
+        "m", "bf16", "fp32"
+    )
+
+
+def test_estimate_counts_steps_tokens_and_loads_and_finished_work_is_free(tmp_path, monkeypatch):
+    monkeypatch.setattr(estimate, "cached_calibration", lambda *a, **k: (FIXED, False))
+    spec = load_spec(write_spec(tmp_path / "s.yaml", small_doc()))
+    cells = expand_grid(spec)
+    baseline, mnli = estimate_cells(spec, cells, pending_evaluations(spec, cells))
+    tok = resolve_model("builtin:tiny-random-xlmr").load_tokenizer()
+    eval_tokens = sum(estimate.evaluation_tokens(spec, tok).values())
+    assert eval_tokens > 1000
+    assert baseline.train_s == 0 and baseline.eval_s == pytest.approx(2.0 + eval_tokens / 1e4)
+    assert mnli.eval_s == pytest.approx(baseline.eval_s)
+    cfg = cells[1].train
+    per_example = training_tokens(cfg, cells[1].plan, tok, resolve_data_dir(None))
+    assert 10 < per_example <= 32  # max_length 32
+    # load + 3 steps x 4 examples x tokens / 1000 tok/s + one dev evaluation of 8 rows
+    expected = 2.0 + 12 * per_example / 1000 + 8 * per_example / 10_000
+    assert mnli.train_s == pytest.approx(expected)
+    assert mnli.note == f"3 steps x 4, {per_example:.0f} tok/ex"
+
+    summary = run_experiment(spec)
+    assert not summary.failed
+    done = estimate_cells(spec, cells, pending_evaluations(spec, cells))
+    assert [e.total_s for e in done] == [0.0, 0.0] and done[1].note == "trained"
+
+
+def test_budget_in_tokens_sets_the_steps():
+    from xstilts.train.config import Budget, TrainConfig
+
+    cfg = TrainConfig(model="m", tasks=["mnli"], out="x", batch_size=8, grad_accum=2)
+    plan = {"tasks": {"mnli": {"rows": {"en": 1000}, "probability": 1.0}}}
+    assert estimate.steps_of(cfg, plan, 40.0) == math.ceil(3 * 1000 / 16)  # 3 epochs
+    tokens = cfg.model_copy(update={"budget": Budget(tokens=16_000)})
+    assert estimate.steps_of(tokens, plan, 40.0) == 25  # 400 examples of 40 tokens / 16
+    assert estimate.steps_of(cfg.model_copy(update={"max_steps": 7}), plan, 40.0) == 7
+
+
+def test_dry_run_prints_the_estimate(tmp_path, capsys, monkeypatch):
+    from conftest import run_cli
+
+    spec = write_spec(tmp_path / "s.yaml", small_doc())
+    code, out, err = run_cli(["run", str(spec), "--dry-run"], capsys, monkeypatch)
+    assert code == 0, err  # (calibrated by the first test of this session, or now)
+    assert "estimate on this machine" in out and "total" in out and "3 steps x 4" in out
+    code, out, _ = run_cli(["run", str(spec), "--dry-run", "--no-estimate"], capsys, monkeypatch)
+    assert code == 0 and "estimate on this machine" not in out
