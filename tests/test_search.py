@@ -144,3 +144,50 @@ def test_brute_force_reference_is_itself_sane():
     b = brute_margin_mining(x, y[perm], 2, "ratio")
     assert {(i, perm[j]) for i, j, _ in b} == {(i, j) for i, j, _ in a}
     assert list(itertools.islice((s for *_, s in a), 1)) == [b[0][2]]
+
+
+# --------------------------------------------------------------------------- reduced precision
+
+
+def test_bf16_search_rescored_in_fp32_finds_fp32_neighbours_and_scores():
+    from xstilts.retrieval.knn import knn_reduced
+
+    rng = np.random.default_rng(0)
+    corpus = normalize(rng.standard_normal((3000, 64)))
+    queries = normalize(rng.standard_normal((400, 64)))
+    want_s, want_i = knn(queries, corpus, 4, "numpy")
+    for dtype in ("bf16", "fp16"):
+        got_s, got_i = knn_reduced(queries, corpus, 4, dtype, block=128)
+        assert np.array_equal(got_i, want_i)
+        np.testing.assert_allclose(got_s, want_s, rtol=0, atol=1e-6)  # fp32 scores, not bf16
+
+
+def test_bf16_search_separates_what_bf16_rounding_ties():
+    """Two documents whose bf16 scores are equal (1 - 1e-4 rounds to 1 in bf16): the fp32
+    re-scoring puts the closer one first with its exact score; with equal fp32 scores the
+    lower index wins, as in every other search."""
+    from xstilts.retrieval.knn import knn_reduced
+
+    near = np.array([[1 - 1e-4, np.sqrt(1 - (1 - 1e-4) ** 2)]], dtype=np.float32)
+    corpus = np.concatenate([near, [[1.0, 0.0]], [[0.0, 1.0]]]).astype(np.float32)
+    s, i = knn_reduced(np.array([[1.0, 0.0]], np.float32), corpus, 2, "bf16")
+    assert i.tolist() == [[1, 0]] and s[0, 0] == 1.0 and s[0, 1] == np.float32(1 - 1e-4)
+    twins = np.array([[0.6, 0.8], [0.6, 0.8], [1.0, 0.0]], dtype=np.float32)
+    _, i = knn_reduced(np.array([[0.6, 0.8]], np.float32), twins, 1, "bf16")
+    assert i.tolist() == [[0]]
+
+
+def test_exact_index_in_bf16_mines_the_fp32_pairs():
+    from xstilts.errors import UsageError
+    from xstilts.retrieval.ann import ExactIndex, IndexSpec
+
+    rng = np.random.default_rng(1)
+    corpus = rng.standard_normal((1500, 32)).astype(np.float32)
+    queries = rng.standard_normal((300, 32)).astype(np.float32)
+    fp32 = ExactIndex(corpus, IndexSpec()).search(queries, 4)
+    bf16 = ExactIndex(corpus, IndexSpec(dtype="bf16"), norm=True)
+    got = bf16.search(queries, 4)
+    assert np.array_equal(got[1], fp32[1]) and np.allclose(got[0], fp32[0], atol=1e-6)
+    assert bf16.describe()["dtype"] == "bf16"
+    with pytest.raises(UsageError, match="--search-dtype 'int8'"):
+        IndexSpec(dtype="int8")

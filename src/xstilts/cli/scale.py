@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
+import torch
 import typer
 
 from xstilts.cli.console import RichProgress, err, make_progress, out
@@ -13,7 +14,7 @@ from xstilts.embedding.encoder import LazyEncoder
 from xstilts.embedding.settings import EmbedSettings
 from xstilts.embedding.stream import ProcessGroup, embed_file, process_device, process_group
 from xstilts.errors import UsageError
-from xstilts.hardware import configure_threads
+from xstilts.hardware import configure_threads, resolve_dtype
 from xstilts.io import ensure_writable
 from xstilts.layers import parse_layers
 from xstilts.models import resolve_model
@@ -144,6 +145,13 @@ def mine_command(
     gpu: Annotated[
         bool | None, typer.Option("--gpu/--no-gpu", help="faiss on GPU (default: if present).")
     ] = None,
+    search_dtype: Annotated[
+        str,
+        typer.Option(
+            help="Exact search on CPU: auto (bf16 products re-scored in fp32 where the CPU has "
+            "native bf16, else fp32), fp32 or bf16."
+        ),
+    ] = "auto",
     texts: Annotated[
         bool | None,
         typer.Option("--texts/--no-texts", help="Add both texts (default: when no ids)."),
@@ -168,7 +176,14 @@ def mine_command(
         layer=encoder.layer_indices(parsed)[0],
         k=k,
         margin=margin,
-        index=IndexSpec(kind=index, knob=nprobe, nlist=nlist, target_recall=target_recall, gpu=gpu),
+        index=IndexSpec(
+            kind=index,
+            knob=nprobe,
+            nlist=nlist,
+            target_recall=target_recall,
+            gpu=gpu,
+            dtype=_search_dtype(search_dtype),
+        ),
         threshold=threshold,
         gold_sample=gold_sample,
         recall_sample=recall_sample,
@@ -185,6 +200,13 @@ def mine_command(
         raise typer.Exit(130) from None
     if report is not None:
         _print_mine_report(report, out_path)
+
+
+def _search_dtype(requested: str) -> str:
+    """``--search-dtype`` made concrete for the CPU: what ``auto`` means for encoding there."""
+    if requested not in ("auto", "fp32", "bf16"):
+        raise UsageError(f"--search-dtype {requested!r}: choose auto, fp32 or bf16")
+    return resolve_dtype(requested, torch.device("cpu"))
 
 
 def register(app: typer.Typer) -> None:

@@ -30,11 +30,12 @@ from typing import Any
 import numpy as np
 
 from xstilts.errors import UsageError
-from xstilts.retrieval.knn import Backend, _sort_rows, knn, normalize
+from xstilts.retrieval.knn import Backend, _sort_rows, knn, knn_reduced, normalize
 
 log = logging.getLogger(__name__)
 
 INDEX_KINDS = ("exact", "ivf", "ivfpq", "hnsw")
+SEARCH_DTYPES = ("fp32", "bf16", "fp16")
 _KNOB = {"ivf": "nprobe", "ivfpq": "nprobe", "hnsw": "efSearch"}
 # Rows per block are chosen so that one float32 block takes about this much memory.
 DEFAULT_BLOCK_BYTES = 256 * 2**20
@@ -64,6 +65,9 @@ class IndexSpec:
     train_size: int | None = None  # IVF training sample; default 64 points per list
     gpu: bool | None = None  # None: use a GPU when faiss sees one
     backend: Backend = "auto"  # exact search on CPU: faiss IndexFlatIP or numpy products
+    # exact search on CPU in reduced precision (knn_reduced: bf16 products, fp32 re-scoring);
+    # a concrete dtype: the command line resolves "auto" (bf16 only where it is native)
+    dtype: str = "fp32"
     block_bytes: int = DEFAULT_BLOCK_BYTES
     seed: int = 0
 
@@ -76,6 +80,10 @@ class IndexSpec:
             raise UsageError("--nlist must be >= 1")
         if not 0 < self.target_recall <= 1:
             raise UsageError("--target-recall must be in (0, 1]")
+        if self.dtype not in SEARCH_DTYPES:
+            raise UsageError(
+                f"--search-dtype {self.dtype!r}: choose one of {', '.join(SEARCH_DTYPES)}"
+            )
 
     @property
     def approximate(self) -> bool:
@@ -179,11 +187,15 @@ class VectorIndex:
 
     def describe(self) -> dict[str, Any]:
         """Settings and costs for the results file."""
-        return {"kind": self.kind, "n": len(self.corpus), "gpu": self.gpu}
+        info = {"kind": self.kind, "n": len(self.corpus), "gpu": self.gpu}
+        if self.kind == "exact" and not self.gpu:
+            info["dtype"] = self.spec.dtype
+        return info
 
 
 class ExactIndex(VectorIndex):
-    """Exact search over corpus blocks (faiss ``IndexFlatIP``, GPU when present, or numpy).
+    """Exact search over corpus blocks (faiss ``IndexFlatIP``, GPU when present, or numpy; with
+    ``dtype`` bf16/fp16 on CPU, :func:`xstilts.retrieval.knn.knn_reduced`).
 
     The corpus is never held whole: each block is normalised, searched for every query block,
     and the per-block top-k lists are merged. With one corpus block (the usual case below
@@ -219,6 +231,8 @@ class ExactIndex(VectorIndex):
         self, c: np.ndarray, k: int
     ) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
         """Top-k of query blocks within one corpus block (on the GPU: uploaded once)."""
+        if self._gpu_res is None and self.spec.dtype != "fp32":
+            return lambda q: knn_reduced(q, c, k, self.spec.dtype)  # type: ignore[arg-type]
         if self._gpu_res is None:
             return lambda q: knn(q, c, k, self.spec.backend)
         index = _faiss().GpuIndexFlatIP(self._gpu_res, c.shape[1])

@@ -100,6 +100,50 @@ def knn_faiss(queries: np.ndarray, corpus: np.ndarray, k: int) -> tuple[np.ndarr
     return _sort_rows(scores, idx.astype(np.int64))
 
 
+RESCORE_EXTRA = 16  # candidates beyond k that reduced-precision search re-scores in fp32
+
+
+def knn_reduced(
+    queries: np.ndarray,
+    corpus: np.ndarray,
+    k: int,
+    dtype: Literal["bf16", "fp16"] = "bf16",
+    *,
+    block: int = 1024,
+    extra: int = RESCORE_EXTRA,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact inner-product k-NN from reduced-precision products, re-scored in fp32.
+
+    Each block of queries is multiplied with the corpus in ``dtype`` (bf16: AMX/AVX512-BF16
+    matrix units on CPUs that have them, several times fp32's rate), the top ``k + extra``
+    candidates per row are taken from those products, and their scores are recomputed in fp32
+    from the original vectors; the best ``k`` by fp32 score (ties to the lower index) are
+    returned. So the scores are fp32 scores and the neighbours are fp32's, except where a true
+    top-k neighbour ranks below ``k + extra`` in the reduced-precision products: a near tie
+    (bf16 keeps 8 bits of mantissa: products of unit vectors move by about 1e-3). Where bf16 is
+    emulated (CPUs without those instructions) it is slower than fp32: callers resolve
+    ``auto`` to fp32 there (:func:`xstilts.hardware.resolve_dtype`).
+    """
+    import torch  # deferred: the retrieval functions above need numpy only
+
+    low = {"bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
+    q = torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32))
+    c = torch.from_numpy(np.ascontiguousarray(corpus, dtype=np.float32))
+    k = min(k, c.shape[0])
+    want = min(c.shape[0], k + extra)
+    c_low = c.to(low)
+    scores = np.empty((q.shape[0], k), dtype=np.float32)
+    idx = np.empty((q.shape[0], k), dtype=np.int64)
+    with torch.inference_mode():
+        for start in range(0, q.shape[0], block):
+            qb = q[start : start + block]
+            cand = torch.topk(qb.to(low) @ c_low.T, want, dim=1, sorted=False).indices
+            exact = torch.einsum("bd,bkd->bk", qb, c[cand])
+            s, i = _sort_rows(exact.numpy(), cand.numpy().astype(np.int64))
+            scores[start : start + block], idx[start : start + block] = s[:, :k], i[:, :k]
+    return scores, idx
+
+
 def knn(
     queries: np.ndarray, corpus: np.ndarray, k: int, backend: Backend = "auto"
 ) -> tuple[np.ndarray, np.ndarray]:
