@@ -16,6 +16,7 @@ from safetensors.torch import load_file
 from conftest import run_cli
 from test_cli import assert_one_line_error
 from xstilts.errors import DataError, UsageError
+from xstilts.hardware import cpu_supports_bf16
 from xstilts.models import resolve_model
 from xstilts.models.runs import RUN_FILE, write_pointer
 from xstilts.train.config import TrainConfig
@@ -367,6 +368,9 @@ def test_runs_of_different_precision_train_one_after_another_in_one_process(tiny
         out = tmp_path / f"r{i}"
         train(small(tiny_model, out, "sst2", max_steps=2, mixed_precision=precision))
         assert (out / "checkpoints" / "final").is_dir()
+        # the run records what "auto" resolved to on this host (and the forced-bf16 pass)
+        resolved = {"auto": "bf16" if cpu_supports_bf16() else "no"}.get(precision, precision)
+        assert json.loads((out / RUN_FILE).read_text())["mixed_precision"] == resolved
 
 
 def test_a_short_run_featurizes_only_what_it_draws(tiny_model, tmp_path):

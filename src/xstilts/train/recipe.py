@@ -404,5 +404,8 @@ def write_run_file(recipe: Recipe) -> None:
             "tasks": {td.task.name: td.summary() for td in recipe.tasks},
             "total_steps": recipe.total,
             "sampling_probabilities": recipe.sampler.probs,
+            # what --mixed-precision auto resolved to here ("no" = fp32), and where
+            "mixed_precision": recipe.accelerator.mixed_precision,
+            "device": str(recipe.accelerator.device),
         },
     )
