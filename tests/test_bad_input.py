@@ -397,7 +397,7 @@ def test_spec_cannot_turn_on_remote_code_alone(tmp_path, capsys, monkeypatch):
     code, _, err = run_cli(["run", str(spec), "--dry-run"], capsys, monkeypatch)
     assert_one_line_error(code, err, "settings mnli set trust_remote_code", "--trust-remote-code")
     code, out, err = run_cli(
-        ["run", str(spec), "--dry-run", "--trust-remote-code"], capsys, monkeypatch
+        ["run", str(spec), "--dry-run", "--trust-remote-code", "--no-estimate"], capsys, monkeypatch
     )
     assert code == 0 and "mnli" in out, err
 

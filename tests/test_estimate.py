@@ -28,7 +28,8 @@ def small_doc() -> dict:
     return doc
 
 
-def test_calibration_is_measured_once_per_model_and_machine():
+def test_calibration_is_measured_once_per_model_and_machine(tmp_path, monkeypatch):
+    monkeypatch.setenv("XSTILTS_CACHE", str(tmp_path))  # no calibration from earlier tests
     first, fresh = estimate.cached_calibration("builtin:tiny-random-xlmr", "fp32", "fp32")
     again, fresh_again = estimate.cached_calibration("builtin:tiny-random-xlmr", "fp32", "fp32")
     assert fresh and not fresh_again and first == again

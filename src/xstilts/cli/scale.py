@@ -113,6 +113,15 @@ def _print_mine_report(report: dict[str, Any], out_path: Path) -> None:
     )
 
 
+SearchDtypeOpt = Annotated[
+    str,
+    typer.Option(
+        help="Exact search on CPU: auto (bf16 products re-scored in fp32 where the CPU has "
+        "native bf16, else fp32), fp32 or bf16."
+    ),
+]
+
+
 @model_options(EmbedSettings, param="settings", names=_NAMES, exclude=("layers", "unique"))
 def mine_command(
     src_file: Annotated[
@@ -145,13 +154,7 @@ def mine_command(
     gpu: Annotated[
         bool | None, typer.Option("--gpu/--no-gpu", help="faiss on GPU (default: if present).")
     ] = None,
-    search_dtype: Annotated[
-        str,
-        typer.Option(
-            help="Exact search on CPU: auto (bf16 products re-scored in fp32 where the CPU has "
-            "native bf16, else fp32), fp32 or bf16."
-        ),
-    ] = "auto",
+    search_dtype: SearchDtypeOpt = "auto",
     texts: Annotated[
         bool | None,
         typer.Option("--texts/--no-texts", help="Add both texts (default: when no ids)."),
@@ -176,14 +179,7 @@ def mine_command(
         layer=encoder.layer_indices(parsed)[0],
         k=k,
         margin=margin,
-        index=IndexSpec(
-            kind=index,
-            knob=nprobe,
-            nlist=nlist,
-            target_recall=target_recall,
-            gpu=gpu,
-            dtype=_search_dtype(search_dtype),
-        ),
+        index=IndexSpec(index, nlist, nprobe, target_recall, gpu=gpu, dtype=_dtype(search_dtype)),
         threshold=threshold,
         gold_sample=gold_sample,
         recall_sample=recall_sample,
@@ -202,7 +198,7 @@ def mine_command(
         _print_mine_report(report, out_path)
 
 
-def _search_dtype(requested: str) -> str:
+def _dtype(requested: str) -> str:
     """``--search-dtype`` made concrete for the CPU: what ``auto`` means for encoding there."""
     if requested not in ("auto", "fp32", "bf16"):
         raise UsageError(f"--search-dtype {requested!r}: choose auto, fp32 or bf16")
