@@ -152,12 +152,13 @@ def _dry_run(
     """Every check a run makes before working (models, groups, leakage), the grid, and how
     long the run would take here (``estimate``)."""
     layers = check_spec_models(spec, trust_remote_code=trust_remote_code)
-    rows = describe(spec)
+    cells = expand_grid(spec)  # reads every setting's training rows: once
+    rows = describe(spec, cells)
     header = list(rows[0])
     print_table(f"{len(rows)} cells", header, [[str(r[c]) for c in header] for r in rows])
     for model, evaluated in layers.items():
         out.print(f"{model}: hidden states evaluated {', '.join(map(str, evaluated))}")
-    overlaps = check_leakage(spec, expand_grid(spec), allow=allow_overlap)
+    overlaps = check_leakage(spec, cells, allow=allow_overlap)
     found = {o.describe(): o.contaminating for found in overlaps.values() for o in found}
     out.print(
         "leakage guard: no training text overlaps the evaluation texts"
@@ -167,17 +168,16 @@ def _dry_run(
         + "\n  ".join(f"{d}{' CONTAMINATION' if bad else ''}" for d, bad in sorted(found.items()))
     )
     if estimate:
-        _print_estimate(spec, trust_remote_code)
+        _print_estimate(spec, cells, trust_remote_code)
 
 
 def _minutes(seconds: float) -> str:
     return "-" if seconds <= 0 else f"{seconds / 60:.1f}"
 
 
-def _print_estimate(spec: ExperimentSpec, trust_remote_code: bool) -> None:
+def _print_estimate(spec: ExperimentSpec, cells: list[Cell], trust_remote_code: bool) -> None:
     """Each cell's predicted training and evaluation time on this machine, and the total
     (:mod:`xstilts.experiment.estimate`)."""
-    cells = expand_grid(spec)
     estimates = estimate_cells(
         spec,
         cells,

@@ -39,7 +39,13 @@ from xstilts.embedding.encoder import tokenize_texts
 from xstilts.experiment.grid import Cell
 from xstilts.experiment.runner import eval_key
 from xstilts.experiment.spec import ExperimentSpec
-from xstilts.hardware import available_cpus, configure_threads, cpu_model, resolve_dtype
+from xstilts.hardware import (
+    TORCH_DTYPES,
+    available_cpus,
+    configure_threads,
+    cpu_model,
+    resolve_dtype,
+)
 from xstilts.io import write_json_atomic
 from xstilts.models import resolve_model
 from xstilts.paths import cache_dir, resolve_data_dir
@@ -121,7 +127,7 @@ def _timed(fn: Any, repeats: int) -> float:
 def _autocast(dtype: str, device: torch.device) -> Any:
     if dtype == "fp32":
         return torch.autocast(device.type, enabled=False)
-    return torch.autocast(device.type, dtype={"bf16": torch.bfloat16, "fp16": torch.float16}[dtype])
+    return torch.autocast(device.type, dtype=TORCH_DTYPES[dtype])
 
 
 def calibrate(
@@ -228,7 +234,7 @@ def training_tokens(
 ) -> float:
     """Mean tokens per drawn example of a run, over a seeded sample of each task's rows,
     weighted by the tasks' sampling probabilities."""
-    sample = cfg.model_copy(update={"max_examples": SAMPLE_ROWS, "eval_max_examples": 1})
+    sample = _sample_config(cfg)
     means = {}
     for td in load_task_data(sample, tokenizer, data_dir):
         feats = list(td.train)
@@ -236,6 +242,14 @@ def training_tokens(
         means[td.task.name] = statistics.mean(per(f) for f in feats) if feats else 0.0
     probs = {t: part["probability"] for t, part in plan["tasks"].items()}
     return sum(means[t] * probs.get(t, 1.0 / len(means)) for t in means)
+
+
+def _sample_config(cfg: TrainConfig) -> TrainConfig:
+    """The configuration whose first rows are counted: seed and output fixed, so the seeds of
+    one setting share one sample (counted once)."""
+    return cfg.model_copy(
+        update={"max_examples": SAMPLE_ROWS, "eval_max_examples": 1, "seed": 0, "out": "-"}
+    )
 
 
 def evaluation_tokens(spec: ExperimentSpec, tokenizer: Any) -> dict[str, float]:
@@ -268,6 +282,7 @@ def estimate_cells(
     data_dir = resolve_data_dir(spec.data_dir)
     out: list[CellEstimate] = []
     per_model: dict[str, tuple[Any, dict[str, float]]] = {}
+    tokens_per_example: dict[tuple[str, str], float] = {}
     for cell in cells:
         if cell.model not in per_model:
             ref = resolve_model(cell.model, trust_remote_code=trust_remote_code)
@@ -292,7 +307,10 @@ def estimate_cells(
         cfg = cell.train
         if cfg is not None and not (cfg.out / "metrics.json").is_file():
             assert cell.plan is not None
-            per_example = training_tokens(cfg, cell.plan, tok, data_dir)
+            key = (_sample_config(cfg).model_dump_json(), json.dumps(cell.plan["tasks"]))
+            if key not in tokens_per_example:  # the seeds of a setting: counted once
+                tokens_per_example[key] = training_tokens(cfg, cell.plan, tok, data_dir)
+            per_example = tokens_per_example[key]
             steps = steps_of(cfg, cell.plan, per_example)
             examples = steps * cfg.batch_size * cfg.grad_accum
             factor = 2.0 if cfg.mlm_aux else 1.0  # the MLM batch: one more forward + backward

@@ -292,9 +292,11 @@ def _rows_text(plan: dict[str, Any] | None) -> str:
     return "; ".join(parts)
 
 
-def describe(spec: ExperimentSpec) -> list[dict[str, Any]]:
+def describe(spec: ExperimentSpec, cells: list[Cell] | None = None) -> list[dict[str, Any]]:
     """The expanded grid as rows (for ``xstilts run --dry-run``): each cell's group (from its
-    training rows, or the spec's override) and the rows per language it will train on."""
+    training rows, or the spec's override) and the rows per language it will train on.
+    ``cells``: the grid when the caller has expanded it already (expanding reads every
+    setting's training rows)."""
     return [
         {
             "cell": c.key,
@@ -306,5 +308,5 @@ def describe(spec: ExperimentSpec) -> list[dict[str, Any]]:
             "training rows by language": _rows_text(c.plan),
             "run": os.path.relpath(c.train.out.resolve()) if c.train else "-",
         }
-        for c in expand_grid(spec)
+        for c in (expand_grid(spec) if cells is None else cells)
     ]

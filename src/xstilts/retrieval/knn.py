@@ -126,7 +126,9 @@ def knn_reduced(
     """
     import torch  # deferred: the retrieval functions above need numpy only
 
-    low = {"bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
+    from xstilts.hardware import TORCH_DTYPES
+
+    low = TORCH_DTYPES[dtype]
     q = torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32))
     c = torch.from_numpy(np.ascontiguousarray(corpus, dtype=np.float32))
     k = min(k, c.shape[0])
