@@ -29,19 +29,18 @@ def unit_rows(n: int, d: int, rng: np.random.Generator) -> np.ndarray:
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--n", type=int, default=100_000)
-    ap.add_argument("--queries", type=int, default=2000)
-    ap.add_argument("--dim", type=int, default=384)
-    ap.add_argument("--k", type=int, default=4)
-    ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args()
-    header(f"bench_ann_random: {args.n} random unit vectors, d={args.dim}, k={args.k}")
-    rng = np.random.default_rng(args.seed)
-    corpus, queries = unit_rows(args.n, args.dim, rng), unit_rows(args.queries, args.dim, rng)
-    n, nq, k = args.n, args.queries, args.k
+SWEEPS = {"ivf": [16, 64, 256, 1024], "ivfpq": [16, 64, 256], "hnsw": [64, 256, 1024]}
 
+
+def sweep(
+    corpus: np.ndarray, queries: np.ndarray, k: int, seed: int, sweeps: dict[str, list[int]]
+) -> list[dict]:
+    """Build each kind's index over ``corpus`` (unit rows) once, search ``queries`` at each knob.
+
+    Prints a table and returns its rows: recall@k against exact search, cost per query, and
+    the projected speed-up of mining ``n x n`` both ways at that setting.
+    """
+    n, nq = len(corpus), len(queries)
     exact = ExactIndex(corpus, IndexSpec(kind="exact"), norm=False)
     t0 = time.perf_counter()
     _, truth = exact.search(queries, k)
@@ -52,9 +51,9 @@ def main() -> None:
         f"{'index':<8}{'build s':>9}{'knob':>15}{'recall@' + str(k):>10}"
         f"{'ms/query':>10}{'vs exact':>10}{'projected speedup':>19}"
     )
-    sweeps = {"ivf": [16, 64, 256, 1024], "ivfpq": [16, 64, 256], "hnsw": [64, 256, 1024]}
+    rows = []
     for kind, knobs in sweeps.items():
-        index = build_index(IndexSpec(kind=kind, seed=args.seed), corpus, norm=False)
+        index = build_index(IndexSpec(kind=kind, seed=seed), corpus, norm=False)
         index.exact_fallback = False  # measure the index itself
         for knob in knobs:
             if kind != "hnsw" and knob > index.nlist:
@@ -69,6 +68,22 @@ def main() -> None:
                 f"{kind:<8}{index.build_s:>9.1f}{index.knob_name + ' ' + str(knob):>15}"
                 f"{recall:>10.3f}{1e3 * per_q:>10.3f}{exact_q / per_q:>9.2f}x{projected:>18.2f}x"
             )
+            rows.append({"kind": kind, "knob": knob, "recall": recall, "projected": projected})
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=100_000)
+    ap.add_argument("--queries", type=int, default=2000)
+    ap.add_argument("--dim", type=int, default=384)
+    ap.add_argument("--k", type=int, default=4)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    header(f"bench_ann_random: {args.n} random unit vectors, d={args.dim}, k={args.k}")
+    rng = np.random.default_rng(args.seed)
+    corpus, queries = unit_rows(args.n, args.dim, rng), unit_rows(args.queries, args.dim, rng)
+    sweep(corpus, queries, args.k, args.seed, SWEEPS)
     print("target (issue): recall >= 0.95 at a projected speedup >= 5x")
 
 
