@@ -92,15 +92,20 @@ def guardrail_rows(store: Path) -> dict[tuple[str, str, int], dict[str, float]]:
     run's store (a run stopped part-way shows what it finished; rerunning resumes it)."""
     db = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
     out = {}
-    for key, setting, seed, metrics in db.execute(
-        "SELECT cell_key, setting, seed, train_metrics FROM cells"
+    for key, setting, seed, metrics, run_dir in db.execute(
+        "SELECT cell_key, setting, seed, train_metrics, run_dir FROM cells"
         " WHERE setting != 'baseline' AND status = 'done'"
     ):
         task, precision = setting.rsplit("-", 1)
-        dev = 100 * json.loads(metrics)["final_score"]
-        out[(task, precision, seed)] = {"dev": dev, "tatoeba": _tatoeba_mean(db, key)}
+        log = (Path(run_dir) / "train_log.jsonl").read_text(encoding="utf-8").splitlines()
+        loss = [json.loads(line)["loss"] for line in log if '"loss"' in line][-1]
+        out[(task, precision, seed)] = {
+            "loss": loss,  # the last log window's mean training loss
+            "dev": 100 * json.loads(metrics)["final_score"],
+            "tatoeba": _tatoeba_mean(db, key),
+        }
     base = db.execute("SELECT cell_key FROM cells WHERE setting = 'baseline'").fetchone()
-    out[("baseline", "-", 0)] = {"dev": float("nan"), "tatoeba": _tatoeba_mean(db, base[0])}
+    out[("baseline", "-", 0)] = {"tatoeba": _tatoeba_mean(db, base[0])}
     return out
 
 
@@ -121,7 +126,8 @@ def guardrail_table() -> None:
     print(f"baseline (no training) Tatoeba mean accuracy: {base:.2f}")
     print(f"{'task':<6}{'metric':<9}{'seed':>5}{'fp32':>8}{'bf16':>8}{'bf16-fp32':>11}")
     for task in ("mnli", "xnli"):
-        for metric in ("dev", "tatoeba"):
+        for metric in ("loss", "dev", "tatoeba"):
+            f = ".4f" if metric == "loss" else ".2f"
             seeds = sorted(s for t, p, s in rows if t == task and p == "fp32"
                            and (task, "bf16", s) in rows)  # fmt: skip
             if not seeds:
@@ -132,13 +138,15 @@ def guardrail_table() -> None:
                 a, b = rows[(task, "fp32", seed)][metric], rows[(task, "bf16", seed)][metric]
                 diffs.append(b - a)
                 fp32.append(a)
-                print(f"{task:<6}{metric:<9}{seed:>5}{a:>8.2f}{b:>8.2f}{b - a:>+11.2f}")
+                print(f"{task:<6}{metric:<9}{seed:>5}{a:>8{f}}{b:>8{f}}{b - a:>+11{f}}")
             mean = statistics.fmean(diffs)
+            sd_diff = statistics.stdev(diffs) if len(diffs) > 1 else float("nan")
             spread = statistics.stdev(fp32) if len(fp32) > 1 else float("nan")
-            print(f"{task:<6}{metric:<9}{'mean':>5}{'':>16}{mean:>+11.2f}"
-                  f"   (fp32 seed-to-seed sd {spread:.2f})")  # fmt: skip
-    print("dev: the task's main dev metric (accuracy, 300 held-out rows), points; tatoeba: mean"
-          " accuracy over 10 languages x 2 directions, first 300 pairs each, layer 12")  # fmt: skip
+            print(f"{task:<6}{metric:<9}{'mean':>5}{'':>16}{mean:>+11{f}}   (sd of the"
+                  f" differences {sd_diff:{f}}; fp32 seed-to-seed sd {spread:{f}})")  # fmt: skip
+    print("loss: training loss, mean of the last log window (steps 21-25); dev: the task's main"
+          " dev metric (accuracy, 300 held-out rows), points; tatoeba: mean accuracy over 10"
+          " languages x 2 directions, first 300 pairs each, layer 12, points")  # fmt: skip
 
 
 def main() -> None:
