@@ -131,6 +131,7 @@ def build_pool(by_source: dict[str, list[str]], n: int, seed: int) -> tuple[list
 
 
 def stage_pool(work: Path, n: int, seed: int) -> None:
+    """Write ``x.txt`` and ``y.txt`` (atomically: an interrupted run leaves no half file)."""
     print(f"\n## pool: {n} distinct sentences a side (seed {seed})")
     for side, by_source in sources().items():
         chosen, counts = build_pool(by_source, n, seed)
@@ -145,6 +146,7 @@ def stage_pool(work: Path, n: int, seed: int) -> None:
 
 
 def stage_encode(work: Path, max_length: int) -> None:
+    """Embed both sides with the real CLI (resumable stores ``emb-x``/``emb-y``)."""
     print(f"\n## encode: {MODEL}, last layer, mean pooling, 'query: ', fp32, <={max_length} tokens")
     for side in ("x", "y"):
         cmd = [
@@ -186,6 +188,7 @@ def stage_curve(x: np.ndarray, y: np.ndarray, sizes: list[int], queries: int, se
 
 
 def stage_mine(x: np.ndarray, y: np.ndarray) -> None:
+    """Margin mining x/y both ways per index spec; pairs compared with the exact run's."""
     n = len(x)
     print(f"\n## margin mining {n} x {n} both ways (k=4, ratio margin): exact vs approximate")
     print(f"{'index':<24}{'seconds':>9}{'speedup':>9}{'recall@4 x/y':>15}{'exact pairs':>13}"

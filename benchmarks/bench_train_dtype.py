@@ -133,17 +133,18 @@ def guardrail_table() -> None:
             if not seeds:
                 print(f"{task:<6}{metric:<9}  no seed has both precisions finished")
                 continue
-            diffs, fp32 = [], []
+            diffs = []
             for seed in seeds:
                 a, b = rows[(task, "fp32", seed)][metric], rows[(task, "bf16", seed)][metric]
                 diffs.append(b - a)
-                fp32.append(a)
                 print(f"{task:<6}{metric:<9}{seed:>5}{a:>8{f}}{b:>8{f}}{b - a:>+11{f}}")
             mean = statistics.fmean(diffs)
             sd_diff = statistics.stdev(diffs) if len(diffs) > 1 else float("nan")
+            fp32 = [v[metric] for (t, p, _), v in rows.items() if t == task and p == "fp32"]
             spread = statistics.stdev(fp32) if len(fp32) > 1 else float("nan")
             print(f"{task:<6}{metric:<9}{'mean':>5}{'':>16}{mean:>+11{f}}   (sd of the"
-                  f" differences {sd_diff:{f}}; fp32 seed-to-seed sd {spread:{f}})")  # fmt: skip
+                  f" differences {sd_diff:{f}}; sd of fp32 over its {len(fp32)} seeds"
+                  f" {spread:{f}})")  # fmt: skip
     print("loss: training loss, mean of the last log window (steps 21-25); dev: the task's main"
           " dev metric (accuracy, 300 held-out rows), points; tatoeba: mean accuracy over 10"
           " languages x 2 directions, first 300 pairs each, layer 12, points")  # fmt: skip
