@@ -45,6 +45,7 @@ import numpy as np
 
 from _common import DATA, header
 from bench_ann_random import sweep
+from xstilts.data.bucc import load_bucc_split
 from xstilts.embedding.store import load_layer
 from xstilts.io import read_lines
 from xstilts.retrieval.ann import IndexSpec
@@ -75,7 +76,8 @@ def _glue_json(path: Path) -> list[str]:
 
 
 def _bucc(side: str) -> list[str]:
-    return [line.split("\t", 1)[1] for line in read_lines(DATA / "bucc2018" / f"zh-en.dev.{side}")]
+    split = load_bucc_split(DATA, "zh", "dev")
+    return split.x if side == "zh" else split.en
 
 
 def _pairs(task: str, langs: tuple[str, ...]) -> list[str]:

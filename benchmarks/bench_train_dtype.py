@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -45,6 +44,7 @@ from _common import (
     subprocess_rounds,
     xstilts_train_rate,
 )
+from xstilts.experiment.store import ResultStore
 
 SPEC = REPO / "benchmarks" / "specs" / "dtype-guardrail.yaml"
 PRECISIONS = ["no", "auto", "bf16"]
@@ -77,35 +77,26 @@ def throughput(args: argparse.Namespace) -> None:
     print("no = fp32; vs fp32: median over rounds of the per-round speed ratio")
 
 
-def _tatoeba_mean(db: sqlite3.Connection, cell_key: str) -> float:
-    """Mean Tatoeba accuracy over the cell's languages, both directions (layer 12), points."""
-    rows = db.execute(
-        "SELECT value FROM metrics WHERE cell_key = ? AND task = 'tatoeba' AND layer = 12"
-        " AND direction = 'mean' AND metric = 'accuracy'",
-        (cell_key,),
-    ).fetchall()
-    return 100 * statistics.fmean(v for (v,) in rows)
-
-
 def guardrail_rows(store: Path) -> dict[tuple[str, str, int], dict[str, float]]:
-    """``(task, precision, seed) -> {dev, tatoeba}`` for the finished cells of a guardrail
+    """``(task, precision, seed) -> {loss, dev, tatoeba}`` for the finished cells of a guardrail
     run's store (a run stopped part-way shows what it finished; rerunning resumes it)."""
-    db = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
-    out = {}
-    for key, setting, seed, metrics, run_dir in db.execute(
-        "SELECT cell_key, setting, seed, train_metrics, run_dir FROM cells"
-        " WHERE setting != 'baseline' AND status = 'done'"
-    ):
-        task, precision = setting.rsplit("-", 1)
-        log = (Path(run_dir) / "train_log.jsonl").read_text(encoding="utf-8").splitlines()
-        loss = [json.loads(line)["loss"] for line in log if '"loss"' in line][-1]
-        out[(task, precision, seed)] = {
-            "loss": loss,  # the last log window's mean training loss
-            "dev": 100 * json.loads(metrics)["final_score"],
-            "tatoeba": _tatoeba_mean(db, key),
+    results = ResultStore.open_existing(store)
+    cells = results.cells().set_index("cell_key")
+    m = results.metrics()
+    m = m[(m.task == "tatoeba") & (m.layer == 12) & (m.direction == "mean")]
+    tatoeba = 100 * m[m.metric == "accuracy"].groupby("cell_key").value.mean()
+    out: dict[tuple[str, str, int], dict[str, float]] = {}
+    for key, cell in cells[cells.status == "done"].iterrows():
+        if cell.setting == "baseline":
+            out[("baseline", "-", 0)] = {"tatoeba": tatoeba[key]}
+            continue
+        task, precision = cell.setting.rsplit("-", 1)
+        log = (Path(cell.run_dir) / "train_log.jsonl").read_text(encoding="utf-8").splitlines()
+        out[(task, precision, int(cell.seed))] = {
+            "loss": [json.loads(x)["loss"] for x in log if '"loss"' in x][-1],  # last window
+            "dev": 100 * json.loads(cell.train_metrics)["final_score"],
+            "tatoeba": tatoeba[key],
         }
-    base = db.execute("SELECT cell_key FROM cells WHERE setting = 'baseline'").fetchone()
-    out[("baseline", "-", 0)] = {"tatoeba": _tatoeba_mean(db, base[0])}
     return out
 
 
