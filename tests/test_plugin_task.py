@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from conftest import run_cli
+from xstilts.experiment.estimate import search_seconds
 from xstilts.experiment.runner import run_experiment
 from xstilts.experiment.spec import load_spec
 from xstilts.io import read_lines
@@ -155,6 +156,8 @@ def test_runner_and_report(toy, tmp_path):
         )
     )
     spec = load_spec(spec_path)
+    # the task declares no searches: run-time estimates name it instead of guessing
+    assert search_seconds(spec, 32) == ({}, ["toy-bitext/xtreme"])
     summary = run_experiment(spec)
     assert not summary.failed and len(summary.done) == 2
     report, paths = make_report(spec_path, tmp_path / "report")

@@ -185,19 +185,24 @@ def _print_estimate(spec: ExperimentSpec, cells: list[Cell], trust_remote_code: 
         trust_remote_code=trust_remote_code,
         status=err.print,
     )
-    rows = [[e.label, _minutes(e.train_s), _minutes(e.eval_s), e.note] for e in estimates]
+    rows = [
+        [e.label, _minutes(e.train_s), _minutes(e.eval_s), _minutes(e.search_s), e.note]
+        for e in estimates
+    ]
     total_train = sum(e.train_s for e in estimates)
     total_eval = sum(e.eval_s for e in estimates)
-    rows.append(["total", _minutes(total_train), _minutes(total_eval), ""])
+    total_search = sum(e.search_s for e in estimates)
+    rows.append(["total", _minutes(total_train), _minutes(total_eval), _minutes(total_search), ""])
     print_table(
         f"estimate on this machine ({machine_id()}): {(total_train + total_eval) / 60:.0f} min",
-        ["cell", "training min", "evaluation min", "work"],
+        ["cell", "training min", "evaluation min", "of which search", "work"],
         rows,
         bold_last_row=True,
     )
     out.print(
         "estimate from a cached calibration of each model's training and encoding tokens/s "
-        "here; mining, scoring and the report are not counted"
+        "here, and each evaluation's searches timed now on random vectors; threshold tuning, "
+        "scoring, the bootstrap and the report are not counted"
     )
 
 

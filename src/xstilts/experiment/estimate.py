@@ -13,11 +13,19 @@ its data, with the model's own tokenizer:
   query, document and hard negative), plus the masked-LM batch when ``mlm_aux``, plus the dev
   evaluations and the model load;
 * evaluation: every text each retrieval task embeds (its quick subset, if any; tokens from a
-  seeded sample of up to 2,000 texts per task, times the count), plus the model load.
+  seeded sample of up to 2,000 texts per task, times the count), plus the model load, plus
+  the searches it runs for every evaluated layer (:meth:`RetrievalTask.searches
+  <xstilts.tasks.base.RetrievalTask.searches>`: BUCC's margin mining both ways, Tatoeba's
+  top-1 both ways, LAReQA's full ranking of its pool). Each kind and size of search is timed
+  here when the estimate is made, through the task's own search function on random unit
+  vectors of the model's width (up to 1,024 queries against the full-size corpus, scaled by
+  the number of queries; not cached: a search's speed does not depend on the model). With
+  all 13 or 25 layers, or full-size BUCC and LAReQA, search can take as long as encoding,
+  and on a GPU far longer (it runs on the CPU).
 
 Cells already finished (a trained run with its metrics, evaluations in the results store) count
-only what is left. What it leaves out: mining and scoring (seconds for Tatoeba-sized sets; the
-full 200k-line BUCC sets add minutes), featurization of span tasks, and the first-time
+only what is left. What it leaves out: threshold tuning and scoring (a linear pass over the
+candidates), featurization of span tasks, the bootstrap and the report, and the first-time
 conversion of a builtin model.
 """
 
@@ -33,6 +41,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from xstilts.embedding.encoder import tokenize_texts
@@ -47,9 +56,13 @@ from xstilts.hardware import (
     resolve_dtype,
 )
 from xstilts.io import write_json_atomic
+from xstilts.layers import resolve_layers
 from xstilts.models import resolve_model
 from xstilts.paths import cache_dir, resolve_data_dir
+from xstilts.retrieval.knn import normalize
 from xstilts.tasks import check_request
+from xstilts.tasks.base import SearchWork
+from xstilts.tasks.settings import EvalSettings, TaskRequest
 from xstilts.train.config import TrainConfig
 from xstilts.train.data import feature_tokens, load_task_data
 
@@ -58,6 +71,7 @@ SAMPLE_ROWS = 64  # training rows per task whose tokens are counted
 SAMPLE_TEXTS = 2000  # evaluation texts per task whose tokens are counted
 TRAIN_SHAPE = (16, 64)  # calibration batch: examples x tokens
 ENCODE_SHAPE = (64, 64)
+SEARCH_SAMPLE = 1024  # queries of a search timed against its full-size corpus
 
 
 @dataclass(frozen=True)
@@ -77,8 +91,9 @@ class CellEstimate:
 
     label: str
     train_s: float
-    eval_s: float
+    eval_s: float  # encoding, model load and search
     note: str = ""
+    search_s: float = 0.0  # of eval_s: the searches of every evaluated layer
 
     @property
     def total_s(self) -> float:
@@ -269,6 +284,64 @@ def evaluation_tokens(spec: ExperimentSpec, tokenizer: Any) -> dict[str, float]:
     return out
 
 
+def time_search(work: SearchWork, dim: int, seed: int = 0) -> float:
+    """Seconds ``work`` takes here on random unit vectors of width ``dim``: all its queries
+    when there are at most :data:`SEARCH_SAMPLE`, else that many against the full-size corpus,
+    scaled by the number of queries (each query is searched on its own, so the cost is linear
+    in them; the corpus size is kept, since it is what a query's cost depends on), after a
+    warm-up call on a few queries."""
+    if work.queries == 0 or work.corpus == 0:
+        return 0.0
+    rng = np.random.default_rng(seed)
+    n = min(work.queries, SEARCH_SAMPLE)
+    queries = normalize(rng.standard_normal((n, dim), dtype=np.float32))
+    corpus = normalize(rng.standard_normal((work.corpus, dim), dtype=np.float32))
+    work.run(queries[:8], corpus)  # warm-up: the first call of a process starts thread pools
+    t0 = time.perf_counter()
+    work.run(queries, corpus)
+    return (time.perf_counter() - t0) * work.queries / n
+
+
+def task_search_seconds(
+    request: TaskRequest,
+    settings: EvalSettings,
+    data_dir: Path,
+    dim: int,
+    memo: dict[tuple[str, int, int], float] | None = None,
+) -> float | None:
+    """Seconds one layer's searches of ``request`` take here for vectors of width ``dim``
+    (None: the task declares none). ``memo`` (seconds per query by kind and size) lets equal
+    searches be timed once (Tatoeba's languages mostly share one size)."""
+    memo = {} if memo is None else memo
+    task, langs = check_request(request)
+    works = task.searches(data_dir, langs, settings, request.protocol, request.max_sentences)
+    if works is None:
+        return None
+    total = 0.0
+    for work in works:
+        key = (work.label, min(work.queries, SEARCH_SAMPLE), work.corpus)
+        if key not in memo:
+            memo[key] = time_search(work, dim) / max(work.queries, 1)
+        total += memo[key] * work.queries
+    return total
+
+
+def search_seconds(spec: ExperimentSpec, dim: int) -> tuple[dict[str, float], list[str]]:
+    """Seconds one layer's searches take per evaluation key, for vectors of width ``dim``, and
+    the keys of tasks that declare no searches (left out of the estimate)."""
+    data_dir = resolve_data_dir(spec.data_dir)
+    memo: dict[tuple[str, int, int], float] = {}
+    out: dict[str, float] = {}
+    unknown: list[str] = []
+    for request in spec.evaluation.tasks:
+        seconds = task_search_seconds(request, spec.evaluation, data_dir, dim, memo)
+        if seconds is None:
+            unknown.append(eval_key(request))
+        else:
+            out[eval_key(request)] = seconds
+    return out, unknown
+
+
 def estimate_cells(
     spec: ExperimentSpec,
     cells: list[Cell],
@@ -281,14 +354,22 @@ def estimate_cells(
     keys not yet in the results store (every task for a cell never run)."""
     data_dir = resolve_data_dir(spec.data_dir)
     out: list[CellEstimate] = []
-    per_model: dict[str, tuple[Any, dict[str, float]]] = {}
+    per_model: dict[str, tuple[Any, dict[str, float], dict[str, float]]] = {}
+    per_dim: dict[int, dict[str, float]] = {}
     tokens_per_example: dict[tuple[str, str], float] = {}
     for cell in cells:
         if cell.model not in per_model:
             ref = resolve_model(cell.model, trust_remote_code=trust_remote_code)
             tok = ref.load_tokenizer()
-            per_model[cell.model] = (tok, evaluation_tokens(spec, tok))
-        tok, eval_tokens = per_model[cell.model]
+            dim = int(ref.config.hidden_size)
+            if dim not in per_dim:
+                per_dim[dim], unknown = search_seconds(spec, dim)
+                if unknown and status is not None:
+                    status(f"search time not counted for {', '.join(unknown)} (not declared)")
+            n_layers = len(resolve_layers(spec.evaluation.layers, ref.num_hidden_states))
+            search = {key: n_layers * s for key, s in per_dim[dim].items()}
+            per_model[cell.model] = (tok, evaluation_tokens(spec, tok), search)
+        tok, eval_tokens, search = per_model[cell.model]
         train_dtype, eval_dtype = _precisions(spec, cell.train)
         cal, fresh = cached_calibration(
             cell.model, train_dtype, eval_dtype, trust_remote_code=trust_remote_code
@@ -299,10 +380,11 @@ def estimate_cells(
                 f"{cal.train_tokens_per_s:,.0f} / {cal.encode_tokens_per_s:,.0f} tokens/s"
             )
         todo = pending.get(cell.key, list(eval_tokens))
-        eval_s = 0.0
+        eval_s = search_s = 0.0
         if todo:
             tokens = sum(n for name, n in eval_tokens.items() if name in todo)
-            eval_s = cal.load_s + tokens / cal.encode_tokens_per_s
+            search_s = sum(s for name, s in search.items() if name in todo)
+            eval_s = cal.load_s + tokens / cal.encode_tokens_per_s + search_s
         train_s, note = 0.0, ""
         cfg = cell.train
         if cfg is not None and not (cfg.out / "metrics.json").is_file():
@@ -324,5 +406,5 @@ def estimate_cells(
             note = f"{steps} steps x {cfg.batch_size * cfg.grad_accum}, {per_example:.0f} tok/ex"
         elif cfg is not None:
             note = "trained"
-        out.append(CellEstimate(cell.label, train_s, eval_s, note))
+        out.append(CellEstimate(cell.label, train_s, eval_s, note, search_s))
     return out

@@ -16,8 +16,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
 
 from xstilts.errors import DataError, UsageError, closest
 from xstilts.metrics import Statistic
@@ -25,6 +28,7 @@ from xstilts.metrics import Statistic
 if TYPE_CHECKING:
     from xstilts.data.fetch import Download
     from xstilts.tasks.context import EvalContext
+    from xstilts.tasks.settings import EvalSettings
 
 Rows = list[dict[str, Any]]
 # per-sentence item kind holding each item's group (a LAReQA article, a Mewsli-X document):
@@ -62,6 +66,48 @@ class ConsoleTable:
     rows: list[list[str]]
     notes: list[str] = field(default_factory=list)
     bold_last_row: bool = False
+
+
+@dataclass(frozen=True)
+class SearchWork:
+    """One search an evaluation runs for every evaluated layer: ``queries`` rows against
+    ``corpus`` rows through ``run`` (the task's own search function, called with L2-normalised
+    ``(queries, corpus)`` arrays). Run-time estimates (:mod:`xstilts.experiment.estimate`) time
+    ``run`` here on random vectors of these sizes, on a sample of the queries when there are
+    many (the cost is linear in the queries: each is searched on its own); ``label`` names the
+    kind of search, so equal searches are timed once."""
+
+    queries: int
+    corpus: int
+    run: Callable[[np.ndarray, np.ndarray], object]
+    label: str
+
+
+def knn_search(queries: int, corpus: int, k: int, backend: str) -> SearchWork:
+    """A top-``k`` exact search through :func:`xstilts.retrieval.knn.knn` (Tatoeba, BUCC)."""
+    from xstilts.retrieval.knn import knn
+
+    return SearchWork(queries, corpus, partial(knn, k=k, backend=backend), f"knn k={k} {backend}")
+
+
+def _rank(
+    queries: np.ndarray, corpus: np.ndarray, *, k: int, width: int, full: bool, backend: str
+) -> object:
+    from xstilts.retrieval.ranking import average_precisions
+
+    relevant = [np.arange(min(width, len(corpus)))] * len(queries)
+    return average_precisions(queries, corpus, relevant, k=k, full=full, backend=backend)
+
+
+def ranking_search(
+    queries: int, corpus: int, k: int, *, relevant: int, full: bool, backend: str
+) -> SearchWork:
+    """Average precision of every query's ranking (:func:`~xstilts.retrieval.ranking.
+    average_precisions`: top ``k``, or the full ranking, LAReQA's mAP); ``relevant``: the most
+    relevant candidates a query has (what the per-query relevance check compares against)."""
+    run = partial(_rank, k=k, width=relevant, full=full, backend=backend)
+    label = f"ranking k={k} full={full} relevant={relevant} {backend}"
+    return SearchWork(queries, corpus, run, label)
 
 
 @dataclass(frozen=True)
@@ -129,6 +175,19 @@ class RetrievalTask(ABC):
         """Every text an evaluation of ``langs`` (on the quick subset ``max_sentences``, if
         given) embeds: queries, candidates, both sides of a bitext. The leakage guard checks
         training text against the full sets, so every task must list them."""
+
+    def searches(
+        self,
+        data_dir: Path,
+        langs: list[str],
+        settings: EvalSettings,
+        protocol: str = "xtreme",
+        max_sentences: int | None = None,
+    ) -> list[SearchWork] | None:
+        """The searches one layer of an evaluation of ``langs`` runs (for run-time estimates:
+        with many layers or large sets, search can take as long as encoding). None: not
+        declared (a plug-in task); estimates then leave its search out and say so."""
+        return None
 
     def downloads(self, base_url: str | None, langs: list[str] | None) -> list[Download]:
         """The files ``xstilts data fetch`` downloads for this task (with their checksums)."""

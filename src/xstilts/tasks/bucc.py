@@ -44,11 +44,14 @@ from xstilts.tasks.base import (
     MtebTask,
     RetrievalTask,
     Rows,
+    SearchWork,
     fixed_langs,
+    knn_search,
 )
 from xstilts.tasks.context import EvalContext
 from xstilts.tasks.mteb import MTEB_DIRECTION, mteb_rows, scores_of, top1
 from xstilts.tasks.results import metric_row
+from xstilts.tasks.settings import EvalSettings
 from xstilts.tasks.views import split_rows
 
 log = logging.getLogger(__name__)
@@ -103,21 +106,26 @@ def _rows(lang: str, layer: int, split: str, res: ThresholdResult, scored: bool)
     return [metric_row("bucc2018", lang, layer, n, getattr(res, n), split=split) for n in names]
 
 
-def _load_plan(ctx: EvalContext) -> list[tuple[str, list[BuccSplit]]]:
-    """Every language's tuning split (has gold) and test split if present, all checked."""
+def evaluation_plan(
+    data_dir: Path, langs: list[str], tune_split: str | None, max_sentences: int | None
+) -> list[tuple[str, list[BuccSplit]]]:
+    """Every language's tuning split (has gold) and test split if present, all checked: what
+    an evaluation reads (and what run-time estimates count)."""
     plan: list[tuple[str, list[BuccSplit]]] = []
-    with ctx.timing("data"):
-        for lang in ctx.langs:
-            tune_name, test_name = tuning_and_test_splits(
-                ctx.data_dir, lang, ctx.settings.tune_split
-            )
-            names = [tune_name] + ([test_name] if test_name else [])
-            splits = [
-                subsample_bucc(load_bucc_split(ctx.data_dir, lang, name), ctx.max_sentences)
-                for name in names
-            ]
-            plan.append((lang, splits))
+    for lang in langs:
+        tune_name, test_name = tuning_and_test_splits(data_dir, lang, tune_split)
+        names = [tune_name] + ([test_name] if test_name else [])
+        splits = [
+            subsample_bucc(load_bucc_split(data_dir, lang, name), max_sentences) for name in names
+        ]
+        plan.append((lang, splits))
     return plan
+
+
+def _load_plan(ctx: EvalContext) -> list[tuple[str, list[BuccSplit]]]:
+    """:func:`evaluation_plan` of ``ctx``, timed as data loading."""
+    with ctx.timing("data"):
+        return evaluation_plan(ctx.data_dir, ctx.langs, ctx.settings.tune_split, ctx.max_sentences)
 
 
 def _split_sizes(split: BuccSplit, n_x_unique: int, n_en_unique: int) -> dict[str, Any]:
@@ -308,6 +316,33 @@ class Bucc2018(RetrievalTask):
                 split = subsample_bucc(load_bucc_split(data_dir, lang, name), max_sentences)
                 yield from split.x
                 yield from split.en
+
+    def searches(
+        self,
+        data_dir: Path,
+        langs: list[str],
+        settings: EvalSettings,
+        protocol: str = "xtreme",
+        max_sentences: int | None = None,
+    ) -> list[SearchWork]:
+        """XTREME: margin mining, the k nearest distinct sentences both ways per split; MTEB:
+        each gold pair's query against the gold English side and against the whole one."""
+        out = []
+        for _, splits in evaluation_plan(data_dir, langs, settings.tune_split, max_sentences):
+            for split in splits:
+                if protocol != "mteb":  # over distinct sentences (unique_texts)
+                    n_x, n_en = len(set(split.x)), len(set(split.en))
+                    out += [
+                        knn_search(n_x, n_en, settings.k, settings.search),
+                        knn_search(n_en, n_x, settings.k, settings.search),
+                    ]
+                elif split.gold:  # one query per gold pair; every English line
+                    n = len(split.gold)
+                    out += [
+                        knn_search(n, n, 1, settings.search),
+                        knn_search(n, len(split.en), 1, settings.search),
+                    ]
+        return out
 
     def downloads(self, base_url: str | None, langs: list[str] | None) -> list[Download]:
         known = recorded_checksums().get("bucc2018", {})

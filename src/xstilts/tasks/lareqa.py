@@ -23,10 +23,13 @@ from xstilts.tasks.base import (
     Headline,
     RetrievalTask,
     Rows,
+    SearchWork,
     fixed_langs,
+    ranking_search,
 )
 from xstilts.tasks.context import EvalContext
 from xstilts.tasks.results import metric_row
+from xstilts.tasks.settings import EvalSettings
 from xstilts.tasks.views import per_language
 
 K = 20
@@ -111,6 +114,25 @@ class Lareqa(RetrievalTask):
                     if lang in langs)  # fmt: skip
         yield from data.sentences
         yield from dict.fromkeys(data.contexts)
+
+    def searches(
+        self,
+        data_dir: Path,
+        langs: list[str],
+        settings: EvalSettings,
+        protocol: str = "xtreme",
+        max_sentences: int | None = None,
+    ) -> list[SearchWork]:
+        """The questions of ``langs`` ranking the whole pool (mAP needs the full ranking)."""
+        data = load_lareqa(data_dir)
+        if max_sentences is not None:
+            data = data.head(max_sentences)
+        chosen = [i for i, lang in enumerate(data.question_langs) if lang in langs]
+        width = max((len(data.relevant[i]) for i in chosen), default=1)
+        pool = len(data.candidate_texts())
+        return [
+            ranking_search(len(chosen), pool, K, relevant=width, full=True, backend=settings.search)
+        ]
 
     def evaluate(self, ctx: EvalContext) -> tuple[Rows, dict[str, Any]]:
         return evaluate_lareqa(ctx)

@@ -22,10 +22,13 @@ from xstilts.tasks.base import (
     Headline,
     RetrievalTask,
     Rows,
+    SearchWork,
     fixed_langs,
+    ranking_search,
 )
 from xstilts.tasks.context import EvalContext
 from xstilts.tasks.results import metric_row
+from xstilts.tasks.settings import EvalSettings
 from xstilts.tasks.views import per_language
 
 K = 20
@@ -90,6 +93,19 @@ class MewsliX(RetrievalTask):
         data = load_mewsli(data_dir, langs)
         yield from data.mentions
         yield from data.entities
+
+    def searches(
+        self,
+        data_dir: Path,
+        langs: list[str],
+        settings: EvalSettings,
+        protocol: str = "xtreme",
+        max_sentences: int | None = None,
+    ) -> list[SearchWork]:
+        """The mentions of ``langs`` against every entity description, top 20."""
+        data = load_mewsli(data_dir, langs)
+        n_m, n_e = len(data.mentions), len(data.entities)
+        return [ranking_search(n_m, n_e, K, relevant=1, full=False, backend=settings.search)]
 
     def evaluate(self, ctx: EvalContext) -> tuple[Rows, dict[str, Any]]:
         return evaluate_mewsli(ctx)

@@ -23,10 +23,19 @@ from xstilts.data.languages import ALL_TATOEBA, parse_tatoeba_langs, to_laser
 from xstilts.data.tatoeba import TatoebaPair, load_tatoeba, tatoeba_paths
 from xstilts.metrics import accuracy_at_1
 from xstilts.retrieval.knn import Backend, knn, normalize
-from xstilts.tasks.base import ConsoleTable, Headline, MtebTask, RetrievalTask, Rows
+from xstilts.tasks.base import (
+    ConsoleTable,
+    Headline,
+    MtebTask,
+    RetrievalTask,
+    Rows,
+    SearchWork,
+    knn_search,
+)
 from xstilts.tasks.context import EvalContext
 from xstilts.tasks.mteb import MTEB_DIRECTION, mteb_rows, scores_of, top1
 from xstilts.tasks.results import metric_row
+from xstilts.tasks.settings import EvalSettings
 from xstilts.tasks.views import per_language
 
 TATOEBA_URL = "https://raw.githubusercontent.com/facebookresearch/LASER/main/data/tatoeba/v1"
@@ -169,6 +178,22 @@ class Tatoeba(RetrievalTask):
             pair = load_tatoeba(data_dir, lang).head(max_sentences)
             yield from pair.x
             yield from pair.en
+
+    def searches(
+        self,
+        data_dir: Path,
+        langs: list[str],
+        settings: EvalSettings,
+        protocol: str = "xtreme",
+        max_sentences: int | None = None,
+    ) -> list[SearchWork]:
+        """Top-1 of each side among the other (XTREME: both directions; MTEB: x->en)."""
+        out = []
+        for lang in langs:
+            n = len(load_tatoeba(data_dir, lang).head(max_sentences))
+            directions = 1 if protocol == "mteb" else 2
+            out += [knn_search(n, n, 1, settings.search)] * directions
+        return out
 
     def downloads(self, base_url: str | None, langs: list[str] | None) -> list[Download]:
         sums = recorded_checksums()["tatoeba"]
