@@ -17,3 +17,28 @@ echo "== the same, calibration cached"
 echo "== measured"
 /usr/bin/time -f "quickstart wall %e s, peak RSS %M kB" "$xstilts" quickstart --output "$out" \
   2>&1 | grep -E "done$|cells run|quickstart wall"
+echo "== per evaluation: the run's own timings and padding (results store), the tokens the estimate counted"
+"${XSTILTS_PYTHON:-python}" - "$out" <<'PY'
+import json
+import sqlite3
+import sys
+from importlib import resources
+from pathlib import Path
+
+from xstilts.experiment.estimate import evaluation_tokens
+from xstilts.experiment.spec import load_spec
+from xstilts.models import resolve_model
+
+with resources.as_file(resources.files("xstilts.configs") / "quickstart.yaml") as path:
+    spec = load_spec(path)
+tokens = evaluation_tokens(spec, resolve_model(spec.models[0]).load_tokenizer())
+store = sqlite3.connect(Path(sys.argv[1]) / "results.sqlite")
+print(f"{'evaluation':<17}{'tokens':>9}{'encode s':>10}{'tokens/s':>10}{'padding':>9}"
+      f"{'search s':>10}{'load s':>8}")
+for key, summary in store.execute("SELECT eval_key, summary FROM evals ORDER BY rowid"):
+    doc = json.loads(summary)
+    t, enc = doc["timings"], doc["encoding"]
+    rate = tokens[key] / t["encode_s"]
+    print(f"{key:<17}{tokens[key]:>9.0f}{t['encode_s']:>10.1f}{rate:>10.0f}"
+          f"{enc['padding_ratio']:>9.3f}{t['search_s']:>10.2f}{t['load_s']:>8.1f}")
+PY

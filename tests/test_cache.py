@@ -29,6 +29,39 @@ def test_token_budget_batches_bound_padded_tokens():
     assert [b.tolist() for b in length_sorted_batches([300, 2], 8, max_tokens=100)] == [[0], [1]]
 
 
+def test_padding_bound_ends_a_batch_before_a_text_it_would_pad_too_much():
+    lengths = [10, 50, 12, 50, 3, 11, 9]
+    batches = [b.tolist() for b in length_sorted_batches(lengths, 32, 100, max_padding=0.25)]
+    # 12, 11, 10 and 9 (>= 0.75 x 12) share a batch; 3 would be 75 % padding: a batch of its own
+    assert batches == [[1, 3], [2, 5, 0, 6], [4]]
+    for b in batches:
+        width = max(lengths[i] for i in b)
+        assert all(width - lengths[i] <= 0.25 * width for i in b)
+        assert len(b) * width <= 100
+    # no bound: filled to the token budget as before
+    assert [b.tolist() for b in length_sorted_batches(lengths, 32, 100)] == [
+        [1, 3],
+        [2, 5, 0, 6, 4],
+    ]
+
+
+def test_encoder_bounds_padding_by_default_with_the_same_vectors(tiny_model: Path):
+    from xstilts import defaults
+    from xstilts.embedding.encoder import Encoder
+    from xstilts.models import load_model
+
+    loaded = load_model(str(tiny_model))
+    # fp32 pinned: this compares batchings at 1e-5, which bf16 on a bf16-capable host can't meet
+    enc = Encoder(loaded.model, loaded.tokenizer, device="cpu", dtype="fp32")
+    texts = ["one two three four five six seven eight nine ten eleven twelve", "x", "y z"] * 3
+    bounded, sb = enc.encode(texts)
+    filled, sf = enc.encode(texts, max_padding=None)
+    assert defaults.MAX_PADDING == 0.1
+    assert sf.n_batches == 1 and sb.n_batches > 1  # the long texts no longer pad the short ones
+    assert sb.n_padded < sf.n_padded and sb.n_tokens == sf.n_tokens
+    np.testing.assert_allclose(bounded, filled, atol=1e-5)
+
+
 def test_token_budget_encoding_equals_fixed_batches(tiny_model: Path):
     from xstilts.embedding.encoder import Encoder
     from xstilts.models import load_model

@@ -54,7 +54,10 @@ class EncodeStats:
 
 
 def length_sorted_batches(
-    lengths: Sequence[int], batch_size: int, max_tokens: int | None = None
+    lengths: Sequence[int],
+    batch_size: int,
+    max_tokens: int | None = None,
+    max_padding: float | None = None,
 ) -> Iterator[np.ndarray]:
     """Indices of texts, longest first (stable for equal lengths), in batches.
 
@@ -62,16 +65,25 @@ def length_sorted_batches(
     texts as fit ``max_tokens`` padded tokens (its longest text x its size), at most
     ``batch_size``, and always at least one: short sentences then travel in large batches
     (better matrix-product efficiency) and long ones in small batches (bounded memory).
+
+    ``max_padding`` (a share, e.g. 0.1) also ends a batch before a text that would be padded
+    by more than that share of the batch's longest text. Without it, a few long sentences set
+    the width of a batch of hundreds of short ones: Tatoeba's sentences, 300 pairs a language,
+    were 39 % padding in the quickstart (``benchmarks/estimate_vs_quickstart.sh``).
     """
     order = np.argsort(-np.asarray(lengths), kind="stable")
     if max_tokens is None:
         for start in range(0, len(order), batch_size):
             yield order[start : start + batch_size]
         return
+    sorted_lengths = np.asarray(lengths)[order]
     start = 0
     while start < len(order):
-        width = max(int(lengths[order[start]]), 1)  # the longest text of this batch
+        width = max(int(sorted_lengths[start]), 1)  # the longest text of this batch
         size = max(1, min(batch_size, max_tokens // width))
+        if max_padding is not None:  # lengths fall along the order: the first too short ends it
+            too_short = sorted_lengths[start : start + size] < (1.0 - max_padding) * width
+            size = max(1, int(np.argmax(too_short))) if too_short.any() else size
         yield order[start : start + size]
         start += size
 
@@ -220,13 +232,15 @@ class Encoder:
         max_tokens_per_batch: int | None = defaults.MAX_TOKENS_PER_BATCH,
         progress=None,
         max_length: int | None = None,
+        max_padding: float | None = defaults.MAX_PADDING,
     ) -> tuple[np.ndarray, EncodeStats]:
         """Embed ``texts``; returns ``(array of shape (len(layers), n, hidden), stats)``.
 
         ``progress`` is an optional callable receiving the number of texts just finished
         (e.g. a rich progress advance), so the caller owns the display. With
         ``max_tokens_per_batch``, batches are bounded by padded tokens and ``batch_size`` is
-        only the upper bound on sentences per batch.
+        only the upper bound on sentences per batch, and ``max_padding`` bounds each text's
+        padding (:func:`length_sorted_batches`).
         """
         if pooling not in POOLINGS:
             raise UsageError(f"unknown pooling {pooling!r}; choose one of {', '.join(POOLINGS)}")
@@ -242,7 +256,8 @@ class Encoder:
         hidden_size = int(self.model.config.hidden_size)
         out = np.empty((len(layer_idx), len(texts), hidden_size), dtype=np.float32)
         n_batches = n_padded = 0
-        for batch in length_sorted_batches(lengths, batch_size, max_tokens_per_batch):
+        batches = length_sorted_batches(lengths, batch_size, max_tokens_per_batch, max_padding)
+        for batch in batches:
             input_ids, attention = self._batch_tensors([ids[i] for i in batch])
             with self._autocast():
                 pooled = sentence_vectors(
