@@ -3,7 +3,9 @@
 # running. The first dry run converts the builtin model and calibrates (neither is part of the
 # estimate); the second prints the estimate from the cached calibration; then the quickstart
 # runs for real from the same cache (no embeddings cached yet).
-# Usage: XSTILTS_DATA=../shared/data benchmarks/estimate_vs_quickstart.sh [OUTPUT_DIR]
+# Usage: XSTILTS_DATA=../shared/data [XSTILTS_BIN=.venv/bin/xstilts XSTILTS_PYTHON=.venv/bin/python] \
+#   benchmarks/estimate_vs_quickstart.sh [OUTPUT_DIR]
+# The last step prints each evaluation's own timings and padding from the results store.
 set -euo pipefail
 out=${1:-$(mktemp -d)/qs}
 XSTILTS_CACHE=$(mktemp -d)
