@@ -4,7 +4,6 @@ finished work counted as done."""
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import pytest
@@ -156,19 +155,27 @@ def test_declared_searches_are_the_searches_an_evaluation_runs(
 
 
 def test_time_search_times_a_sample_of_the_queries_against_the_whole_corpus(monkeypatch):
+    """A fake clock that a query advances by 10 ms: the timed sample is scaled exactly."""
+    from types import SimpleNamespace
+
     from xstilts.tasks.base import SearchWork
 
+    clock = [0.0]
+    monkeypatch.setattr(estimate, "time", SimpleNamespace(perf_counter=lambda: clock[0]))
     monkeypatch.setattr(estimate, "SEARCH_SAMPLE", 10)
     seen = []
 
     def run(queries, corpus):
         seen.append((len(queries), len(corpus), queries.shape[1]))
-        time.sleep(0.01 * len(queries))
+        clock[0] += 0.01 * len(queries)
 
-    seconds = estimate.time_search(SearchWork(40, 300, run, "sleep"), dim=16)
+    seconds = estimate.time_search(SearchWork(40, 300, run, "fake"), dim=16)
     assert seen == [(8, 300, 16), (10, 300, 16)]  # a warm-up, then the timed sample
-    assert 0.4 <= seconds < 0.6  # 10 queries timed (0.1 s), scaled to 40
-    assert estimate.time_search(SearchWork(0, 300, run, "sleep"), dim=16) == 0.0
+    assert seconds == pytest.approx(0.4)  # 10 queries timed (0.1 s), scaled to 40
+    seen.clear()
+    assert estimate.time_search(SearchWork(5, 300, run, "fake"), dim=16) == pytest.approx(0.05)
+    assert seen[-1] == (5, 300, 16)  # fewer than the sample: all of them
+    assert estimate.time_search(SearchWork(0, 300, run, "fake"), dim=16) == 0.0
 
 
 def test_search_seconds_add_up_per_task_and_equal_searches_are_timed_once(tmp_path, monkeypatch):

@@ -47,7 +47,7 @@ import torch
 from xstilts.embedding.encoder import tokenize_texts
 from xstilts.experiment.grid import Cell
 from xstilts.experiment.runner import eval_key
-from xstilts.experiment.spec import ExperimentSpec
+from xstilts.experiment.spec import ExperimentSpec, check_spec_models
 from xstilts.hardware import (
     TORCH_DTYPES,
     available_cpus,
@@ -56,7 +56,6 @@ from xstilts.hardware import (
     resolve_dtype,
 )
 from xstilts.io import write_json_atomic
-from xstilts.layers import resolve_layers
 from xstilts.models import resolve_model
 from xstilts.paths import cache_dir, resolve_data_dir
 from xstilts.retrieval.knn import normalize
@@ -357,6 +356,7 @@ def estimate_cells(
     per_model: dict[str, tuple[Any, dict[str, float], dict[str, float]]] = {}
     per_dim: dict[int, dict[str, float]] = {}
     tokens_per_example: dict[tuple[str, str], float] = {}
+    layers = check_spec_models(spec, trust_remote_code=trust_remote_code)  # evaluated, per model
     for cell in cells:
         if cell.model not in per_model:
             ref = resolve_model(cell.model, trust_remote_code=trust_remote_code)
@@ -366,8 +366,7 @@ def estimate_cells(
                 per_dim[dim], unknown = search_seconds(spec, dim)
                 if unknown and status is not None:
                     status(f"search time not counted for {', '.join(unknown)} (not declared)")
-            n_layers = len(resolve_layers(spec.evaluation.layers, ref.num_hidden_states))
-            search = {key: n_layers * s for key, s in per_dim[dim].items()}
+            search = {key: len(layers[cell.model]) * s for key, s in per_dim[dim].items()}
             per_model[cell.model] = (tok, evaluation_tokens(spec, tok), search)
         tok, eval_tokens, search = per_model[cell.model]
         train_dtype, eval_dtype = _precisions(spec, cell.train)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from xstilts.data.lareqa import LAREQA_LANGS, lareqa_path, load_lareqa
+from xstilts.data.lareqa import LAREQA_LANGS, LareqaData, lareqa_path, load_lareqa
 from xstilts.retrieval.ranking import average_precisions
 from xstilts.tasks.base import (
     GROUP_KIND,
@@ -35,12 +35,16 @@ from xstilts.tasks.views import per_language
 K = 20
 
 
+def _load(data_dir: Path, max_sentences: int | None) -> LareqaData:
+    """The whole set, or the quick subset of ``--max-sentences`` (:meth:`LareqaData.head`)."""
+    data = load_lareqa(data_dir)
+    return data if max_sentences is None else data.head(max_sentences)
+
+
 def evaluate_lareqa(ctx: EvalContext) -> tuple[Rows, dict[str, Any]]:
     """Questions of the configured languages against the full 11-language candidate pool."""
     with ctx.timing("data"):
-        data = load_lareqa(ctx.data_dir)
-        if ctx.max_sentences is not None:
-            data = data.head(ctx.max_sentences)
+        data = _load(ctx.data_dir, ctx.max_sentences)
         candidates = data.candidate_texts()
     langs = ctx.langs
     chosen = [i for i, lang in enumerate(data.question_langs) if lang in langs]
@@ -107,9 +111,7 @@ class Lareqa(RetrievalTask):
     ) -> Iterator[str]:
         """The questions of ``langs`` and the whole candidate pool (every language's sentences
         and paragraphs: the pool is shared)."""
-        data = load_lareqa(data_dir)
-        if max_sentences is not None:
-            data = data.head(max_sentences)
+        data = _load(data_dir, max_sentences)
         yield from (q for q, lang in zip(data.questions, data.question_langs, strict=True)
                     if lang in langs)  # fmt: skip
         yield from data.sentences
@@ -124,12 +126,10 @@ class Lareqa(RetrievalTask):
         max_sentences: int | None = None,
     ) -> list[SearchWork]:
         """The questions of ``langs`` ranking the whole pool (mAP needs the full ranking)."""
-        data = load_lareqa(data_dir)
-        if max_sentences is not None:
-            data = data.head(max_sentences)
+        data = _load(data_dir, max_sentences)
         chosen = [i for i, lang in enumerate(data.question_langs) if lang in langs]
         width = max((len(data.relevant[i]) for i in chosen), default=1)
-        pool = len(data.candidate_texts())
+        pool = len(data.sentences)  # a candidate is a sentence with its paragraph
         return [
             ranking_search(len(chosen), pool, K, relevant=width, full=True, backend=settings.search)
         ]

@@ -188,10 +188,10 @@ class Tatoeba(RetrievalTask):
         max_sentences: int | None = None,
     ) -> list[SearchWork]:
         """Top-1 of each side among the other (XTREME: both directions; MTEB: x->en)."""
+        directions = 1 if protocol == "mteb" else 2
         out = []
         for lang in langs:
             n = len(load_tatoeba(data_dir, lang).head(max_sentences))
-            directions = 1 if protocol == "mteb" else 2
             out += [knn_search(n, n, 1, settings.search)] * directions
         return out
 
